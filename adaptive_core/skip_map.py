@@ -1,0 +1,71 @@
+"""The skip map: one cell per step, computed or reused, over the estimator value against δ."""
+import math
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .report import RunReport
+
+# Okabe-Ito colours: distinguishable with every common colour-vision deficiency.
+COMPUTED = (0, 114, 178)
+REUSED = (230, 159, 0)
+WARMUP = (120, 120, 120)
+THRESHOLD = (213, 94, 0)
+ESTIMATOR = (0, 0, 0)
+BACKGROUND = (255, 255, 255)
+GRID = (225, 225, 225)
+
+CELL, MARGIN, STRIP, PLOT = 14, 44, 26, 120
+
+
+def render_skip_map(report: RunReport) -> Image.Image:
+    records = report.records
+    n = max(len(records), 1)
+    cell = max(4, min(CELL, 900 // n))
+    width = max(2 * MARGIN + n * cell, 420)
+    height = 28 + STRIP + 12 + PLOT + 40
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+
+    totals = report.as_dict()["totals"]
+    draw.text((MARGIN, 6), f"{totals['computed_steps']}/{totals['steps']} steps computed, "
+              f"{totals['network_calls']}/{totals['full_run_network_calls']} calls "
+              f"({totals['expected_speedup']:.2f}x), {report.sampler}", fill=ESTIMATOR, font=font)
+
+    top = 28
+    for i, r in enumerate(records):
+        colour = (WARMUP if r.reason == "warmup" else COMPUTED) if r.computed else REUSED
+        x0 = MARGIN + i * cell
+        draw.rectangle([x0, top, x0 + cell - 2, top + STRIP], fill=colour)
+        if not r.computed:  # a second cue besides colour: reused cells are hatched
+            for y in range(top, top + STRIP, 4):
+                draw.line([x0, y, x0 + cell - 2, y], fill=BACKGROUND)
+
+    plot_top = top + STRIP + 12
+    plot_bottom = plot_top + PLOT
+    values = [r.estimator for r in records]
+    finite = [v for v in values if math.isfinite(v)]
+    ceiling = max(finite + [2 * report.config.threshold, 1e-6])
+    scale = lambda v: plot_bottom - (min(v, ceiling) / ceiling) * PLOT
+    draw.rectangle([MARGIN, plot_top, MARGIN + n * cell, plot_bottom], outline=GRID)
+    if report.config.threshold > 0:
+        y = scale(report.config.threshold)
+        draw.line([MARGIN, y, MARGIN + n * cell, y], fill=THRESHOLD, width=2)
+        draw.text((MARGIN + n * cell + 4, y - 6), "δ", fill=THRESHOLD, font=font)
+    points = [(MARGIN + i * cell + cell / 2, scale(v)) for i, v in enumerate(values) if math.isfinite(v)]
+    if len(points) > 1:
+        draw.line(points, fill=ESTIMATOR, width=1)
+    for px, py in points:
+        draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=ESTIMATOR)
+    draw.text((4, plot_top), f"{ceiling:.3g}", fill=ESTIMATOR, font=font)
+    draw.text((4, plot_bottom - 10), "0", fill=ESTIMATOR, font=font)
+
+    legend_y = plot_bottom + 8
+    x = MARGIN
+    for label, colour in (("computed", COMPUTED), ("reused", REUSED), ("warm-up", WARMUP),
+                          ("estimator", ESTIMATOR), ("threshold δ", THRESHOLD)):
+        draw.rectangle([x, legend_y + 2, x + 10, legend_y + 12], fill=colour)
+        draw.text((x + 14, legend_y), label, fill=ESTIMATOR, font=font)
+        x += 14 + int(draw.textlength(label, font=font)) + 14
+    draw.text((MARGIN, legend_y + 16), "step 0" + " " * 4 + f"→ step {n - 1}", fill=WARMUP, font=font)
+    return image

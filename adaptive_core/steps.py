@@ -1,0 +1,39 @@
+import math
+
+
+class StepTracker:
+    """Assigns each network call of a run to the sampler step it belongs to.
+
+    A step's first call is always at its schedule sigma σ_k. Extra calls of multi-call samplers
+    land either between schedule sigmas (dpm_2, dpmpp_sde, ...) or exactly on later ones: heun's
+    corrector at σ_{k+1}, heunpp2's at σ_{k+1} and σ_{k+2}. For those ``lookahead`` samplers a
+    new step begins only when a call returns to a schedule sigma at or before the previous call's,
+    or follows an off-schedule call; for the others every call at a later schedule sigma begins
+    that step. Either way a custom schedule with repeated sigmas still advances one step at a time.
+    """
+
+    def __init__(self, schedule, lookahead: bool):
+        self.schedule = [float(s) for s in schedule]
+        self.lookahead = lookahead
+        self.step = -1
+        self.previous_index = None  # schedule index of the previous call, None if off-schedule
+
+    def locate(self, sigma: float):
+        """Returns (step, starts_step) for a call at this sigma."""
+        index = self._index(sigma, first=max(self.step, 0) if self.lookahead else self.step + 1)
+        if self.step < 0:
+            starts, index = True, index or 0
+        elif self.lookahead:
+            starts = index is not None and (self.previous_index is None or index <= self.previous_index)
+        else:
+            starts = index is not None
+        self.previous_index = index
+        if starts:
+            self.step = index
+        return self.step, starts
+
+    def _index(self, sigma, first):
+        for i in range(first, len(self.schedule)):
+            if math.isclose(self.schedule[i], sigma, rel_tol=1e-5, abs_tol=1e-9):
+                return i
+        return None

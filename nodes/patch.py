@@ -1,0 +1,82 @@
+"""Attaches AdaptiveDiffusion to a ComfyUI model through keyed wrappers only.
+
+OUTER_SAMPLE brackets one sampling run: it creates the run's state and drops it in ``finally``,
+so a patched model reused across queued prompts and several sampler nodes never shares state.
+PREDICT_NOISE sees one whole CFG'd evaluation (cond, uncond, ControlNet, CFG): returning early
+there saves every forward pass of that step.
+"""
+import logging
+
+import comfy.model_patcher
+import comfy.patcher_extension
+
+from ..adaptive_core import AdaptiveRun, RunReport, SkipConfig
+from .sampler_policy import policy_for
+
+KEY = "adaptive_diffusion"
+RUN_KEY = "adaptive_diffusion_run"
+# transformer_options keys other caching nodes leave; stacking two caches compounds their errors.
+OTHER_CACHES = {"easycache": "EasyCache/LazyCache"}
+
+
+class AdaptiveDiffusionHolder:
+    """Per patched model: the configuration, and the report of its last finished run."""
+
+    def __init__(self, config: SkipConfig):
+        self.config = config
+        self.last_report = None
+
+
+def patch_model(model, config: SkipConfig):
+    """A clone of ``model`` that skips steps with this config; replaces an earlier patch."""
+    model = model.clone()
+    holder = AdaptiveDiffusionHolder(config)
+    model.model_options["transformer_options"][KEY] = holder
+    for wrapper_type, wrapper in ((comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, outer_sample_wrapper),
+                                  (comfy.patcher_extension.WrappersMP.PREDICT_NOISE, predict_noise_wrapper)):
+        model.remove_wrappers_with_key(wrapper_type, KEY)
+        model.add_wrapper_with_key(wrapper_type, KEY, wrapper)
+    return model, holder
+
+
+def holder_of(model):
+    return model.model_options.get("transformer_options", {}).get(KEY)
+
+
+def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+    guider = executor.class_obj
+    original_options = guider.model_options
+    guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
+    options = guider.model_options["transformer_options"]
+    holder = options[KEY]
+    policy = policy_for(sampler)
+    model_sampling = guider.model_patcher.get_model_object("model_sampling")
+    run = AdaptiveRun(holder.config, sigmas.tolist(), sampler=policy.name, lookahead=policy.lookahead,
+                      skipping_forbidden=policy.never_skip and f"{policy.name} {policy.never_skip}",
+                      scale_input=model_sampling.calculate_input)
+    if policy.note:
+        run.report.notes.append(policy.note)
+    for key, name in OTHER_CACHES.items():
+        if key in options:
+            run.report.notes.append(f"stacked with {name}: both skip work, their errors add up")
+    options[RUN_KEY] = run
+    try:
+        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+    finally:
+        holder.last_report = run.finish()
+        logging.info(holder.last_report.summary())
+        guider.model_options = original_options
+
+
+def predict_noise_wrapper(executor, x, timestep, model_options, seed=None):
+    run = model_options.get("transformer_options", {}).get(RUN_KEY)
+    if run is None:
+        return executor(x, timestep, model_options, seed)
+    return run(x, timestep, lambda: executor(x, timestep, model_options, seed))
+
+
+def report_or_empty(holder):
+    """The last run's report, or an empty one that says nothing was sampled."""
+    if holder.last_report is not None:
+        return holder.last_report
+    return RunReport(holder.config, notes=["nothing was sampled (no steps between start and end)"])

@@ -1,0 +1,46 @@
+"""The AdaptiveDiffusion widgets every node shares, their validation and the node outputs."""
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..adaptive_core import SkipConfig, render_skip_map
+from ..adaptive_core.config import validate
+
+CATEGORY = "sampling/adaptive"
+DEFAULTS = SkipConfig()
+
+
+def skip_inputs():
+    return [
+        io.Float.Input("threshold", default=DEFAULTS.threshold, min=0.0, max=1.0, step=0.001,
+                       tooltip="δ: the next step reuses the last noise prediction when the third-order latent "
+                               "difference, relative to the first-order one, is at most δ. Higher skips more. "
+                               "0 disables skipping (output identical to the stock sampler)."),
+        io.Int.Input("max_skip_steps", default=DEFAULTS.max_skip_steps, min=0, max=100,
+                     tooltip="C_max: the most consecutive steps that may reuse the noise prediction before the "
+                             "network must be called again. 0 never skips."),
+        io.Int.Input("warmup_steps", default=DEFAULTS.warmup_steps, min=0, max=10000,
+                     tooltip="The first steps of the run always call the network (counted from the first step "
+                             "actually sampled). The estimator needs four latents, so step 3 is the earliest skip."),
+    ]
+
+
+def skip_outputs():
+    return [
+        io.Image.Output("skip_map", display_name="skip_map",
+                        tooltip="One cell per step (blue computed, hatched orange reused, grey warm-up) over "
+                                "the estimator value against the threshold."),
+        io.String.Output("report", display_name="report",
+                         tooltip="JSON: per step sigma, computed or reused, estimator value; totals: network "
+                                 "calls made vs a full run and the expected speedup."),
+    ]
+
+
+def validate_skip_inputs(threshold, max_skip_steps, warmup_steps):
+    problems = validate(threshold, max_skip_steps, warmup_steps)
+    return "; ".join(problems) if problems else True
+
+
+def report_outputs(report):
+    image = np.asarray(render_skip_map(report), dtype=np.float32) / 255.0
+    return torch.from_numpy(image)[None], report.to_json()

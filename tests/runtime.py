@@ -1,0 +1,40 @@
+"""Imports the real ComfyUI runtime in-process and loads this extension as a package.
+
+The ComfyUI checkout is COMFYUI_PATH when set (a user's own install), else the pinned copy that
+scripts/install_runtime.sh unpacks into .runtime/ComfyUI.
+"""
+import importlib.util
+import os
+import pathlib
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH") or REPO / ".runtime" / "ComfyUI").resolve()
+PACKAGE = "adaptive_diffusion"
+
+
+def import_comfy():
+    if not (COMFYUI / "comfy").is_dir():
+        raise RuntimeError(f"no ComfyUI at {COMFYUI}: run scripts/install_runtime.sh or set COMFYUI_PATH")
+    if str(COMFYUI) not in sys.path:
+        sys.path.insert(0, str(COMFYUI))
+    import comfy.cli_args
+    # Otherwise comfy.model_management probes for CUDA at import time.
+    comfy.cli_args.args.cpu = True
+    import comfy.model_management  # noqa: F401
+    import comfy.sd  # noqa: F401
+    import comfy.samplers  # noqa: F401
+    import nodes
+    return nodes
+
+
+def import_extension():
+    """This repository imported as the package ComfyUI would load from custom_nodes."""
+    if PACKAGE in sys.modules:
+        return sys.modules[PACKAGE]
+    spec = importlib.util.spec_from_file_location(
+        PACKAGE, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+    return module
