@@ -103,7 +103,9 @@ def sd15(v_prediction=False, seed=0):
 def sdxl(seed=0):
     import comfy.supported_models
     # SDXL's adm vector: pooled text embedding + six 256-wide size/crop embeddings.
-    config = dict(_UNET_BASE, context_dim=32, adm_in_channels=32 + 6 * 256, use_linear_in_transformer=True)
+    # SDXL fixes 64 channels per attention head.
+    config = dict(_UNET_BASE, model_channels=64, context_dim=32, adm_in_channels=32 + 6 * 256, num_classes="sequential",
+                  use_linear_in_transformer=True)
     patcher = _unet_patcher(comfy.supported_models.SDXL, config, None, seed)
     return TinyModel("sdxl", patcher, (1, 4, 16, 16),
                      lambda s: _cond((1, 8, 32), s, {"pooled_output": (1, 32)}))

@@ -1,0 +1,42 @@
+"""Helpers that run ComfyUI's stock and AdaptiveDiffusion samplers on a tiny model in-process."""
+import json
+
+import torch
+
+import runtime
+
+runtime.import_comfy()
+runtime.import_extension()
+from adaptive_diffusion.nodes.ksampler import AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced  # noqa: E402
+from adaptive_diffusion.nodes.model_patch import AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport  # noqa: E402
+
+
+def empty_latent(model, batch=1):
+    return {"samples": torch.zeros((batch,) + tuple(model.latent_shape[1:]))}
+
+
+def stock(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=None, seed=1, **kw):
+    import nodes
+    latent = latent or empty_latent(model)
+    return nodes.common_ksampler(model.patcher, seed, steps, cfg, sampler, scheduler,
+                                 model.make_cond(1), model.make_cond(2), latent, **kw)[0]["samples"]
+
+
+def adaptive(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=None, seed=1,
+             threshold=0.01, max_skip_steps=4, warmup_steps=4, denoise=1.0, patcher=None):
+    latent = latent or empty_latent(model)
+    out = AdaptiveDiffusionKSampler.execute(patcher or model.patcher, seed, steps, cfg, sampler, scheduler,
+                                            model.make_cond(1), model.make_cond(2), latent, denoise,
+                                            threshold, max_skip_steps, warmup_steps)
+    samples, skip_map, report = out.result
+    return samples["samples"], skip_map, json.loads(report)
+
+
+def runs_of_reuse(report):
+    """Lengths of the runs of consecutive reused steps."""
+    runs, current = [], 0
+    for step in report["steps"]:
+        current = 0 if step["computed"] else current + 1
+        if current:
+            runs.append(current)
+    return runs
