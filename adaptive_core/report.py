@@ -30,6 +30,7 @@ class RunReport:
     calls_made: int = 0
     calls_skipped: int = 0
     notes: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0  # wall time of the whole sampling run
 
     @property
     def full_calls(self):
@@ -68,6 +69,7 @@ class RunReport:
                 "network_calls": self.calls_made,
                 "full_run_network_calls": self.full_calls,
                 "expected_speedup": round(self.call_ratio, 4),
+                "sampling_seconds": round(self.seconds, 6),
             },
             "notes": list(self.notes),
             "summary": self.summary(),

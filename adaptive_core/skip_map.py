@@ -22,7 +22,7 @@ def render_skip_map(report: RunReport) -> Image.Image:
     n = max(len(records), 1)
     cell = max(4, min(CELL, 900 // n))
     width = max(2 * MARGIN + n * cell, 420)
-    height = 28 + STRIP + 12 + PLOT + 40
+    height = 28 + STRIP + 16 + PLOT + 28
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
@@ -41,7 +41,11 @@ def render_skip_map(report: RunReport) -> Image.Image:
             for y in range(top, top + STRIP, 4):
                 draw.line([x0, y, x0 + cell - 2, y], fill=BACKGROUND)
 
-    plot_top = top + STRIP + 12
+    tick = next(t for t in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10 ** 9) if n / t <= 12)
+    for i in range(0, n, tick):
+        draw.text((MARGIN + i * cell, top + STRIP + 1), str(i), fill=WARMUP, font=font)
+
+    plot_top = top + STRIP + 16
     plot_bottom = plot_top + PLOT
     values = [r.estimator for r in records]
     finite = [v for v in values if math.isfinite(v)]
@@ -51,21 +55,21 @@ def render_skip_map(report: RunReport) -> Image.Image:
     if report.config.threshold > 0:
         y = scale(report.config.threshold)
         draw.line([MARGIN, y, MARGIN + n * cell, y], fill=THRESHOLD, width=2)
-        draw.text((MARGIN + n * cell + 4, y - 6), "δ", fill=THRESHOLD, font=font)
+        draw.text((MARGIN + n * cell + 4, y - 6), f"{report.config.threshold:g}", fill=THRESHOLD, font=font)
     points = [(MARGIN + i * cell + cell / 2, scale(v)) for i, v in enumerate(values) if math.isfinite(v)]
     if len(points) > 1:
         draw.line(points, fill=ESTIMATOR, width=1)
     for px, py in points:
         draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=ESTIMATOR)
     draw.text((4, plot_top), f"{ceiling:.3g}", fill=ESTIMATOR, font=font)
+    draw.text((MARGIN + 4, plot_top + 2), "estimator before each step", fill=WARMUP, font=font)
     draw.text((4, plot_bottom - 10), "0", fill=ESTIMATOR, font=font)
 
     legend_y = plot_bottom + 8
     x = MARGIN
     for label, colour in (("computed", COMPUTED), ("reused", REUSED), ("warm-up", WARMUP),
-                          ("estimator", ESTIMATOR), ("threshold δ", THRESHOLD)):
+                          ("estimator", ESTIMATOR), ("threshold", THRESHOLD)):
         draw.rectangle([x, legend_y + 2, x + 10, legend_y + 12], fill=colour)
         draw.text((x + 14, legend_y), label, fill=ESTIMATOR, font=font)
         x += 14 + int(draw.textlength(label, font=font)) + 14
-    draw.text((MARGIN, legend_y + 16), "step 0" + " " * 4 + f"→ step {n - 1}", fill=WARMUP, font=font)
     return image

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig
 from .patch import patch_model, report_or_empty
-from .widgets import CATEGORY, report_outputs, skip_inputs, skip_outputs, validate_skip_inputs
+from .widgets import CATEGORY, report_output, skip_inputs, skip_outputs, validate_skip_inputs
 
 SEED_MAX = 0xffffffffffffffff
 
@@ -32,7 +32,7 @@ def _sampling_inputs(seed_name):
 def _sample(model, config, **sampler_args):
     patched, holder = patch_model(model, config)
     (latent,) = nodes.common_ksampler(patched, **sampler_args)
-    return io.NodeOutput(latent, *report_outputs(report_or_empty(holder)))
+    return report_output(report_or_empty(holder), latent)
 
 
 class AdaptiveDiffusionKSampler(io.ComfyNode):

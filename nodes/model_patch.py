@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig
 from .patch import holder_of, patch_model, report_or_empty
-from .widgets import CATEGORY, report_outputs, skip_inputs, skip_outputs, validate_skip_inputs
+from .widgets import CATEGORY, report_output, skip_inputs, skip_outputs, validate_skip_inputs
 
 
 class AdaptiveDiffusionPatch(io.ComfyNode):
@@ -53,4 +53,4 @@ class AdaptiveDiffusionSkipReport(io.ComfyNode):
         holder = holder_of(model)
         if holder is None:
             raise ValueError("AdaptiveDiffusion Skip Map: the model input is not patched by Apply AdaptiveDiffusion")
-        return io.NodeOutput(*report_outputs(report_or_empty(holder)))
+        return report_output(report_or_empty(holder))

@@ -6,6 +6,7 @@ PREDICT_NOISE sees one whole CFG'd evaluation (cond, uncond, ControlNet, CFG): r
 there saves every forward pass of that step.
 """
 import logging
+import time
 
 import comfy.model_patcher
 import comfy.patcher_extension
@@ -60,10 +61,12 @@ def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, 
         if key in options:
             run.report.notes.append(f"stacked with {name}: both skip work, their errors add up")
     options[RUN_KEY] = run
+    start = time.perf_counter()
     try:
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
     finally:
         holder.last_report = run.finish()
+        holder.last_report.seconds = time.perf_counter() - start
         logging.info(holder.last_report.summary())
         guider.model_options = original_options
 

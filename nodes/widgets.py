@@ -41,6 +41,9 @@ def validate_skip_inputs(threshold, max_skip_steps, warmup_steps):
     return "; ".join(problems) if problems else True
 
 
-def report_outputs(report):
+def report_output(report, *leading):
+    """NodeOutput of ``leading`` outputs, then skip map and report; the report also goes to the
+    UI message (and so to /history) under "adaptive_diffusion"."""
     image = np.asarray(render_skip_map(report), dtype=np.float32) / 255.0
-    return torch.from_numpy(image)[None], report.to_json()
+    text = report.to_json()
+    return io.NodeOutput(*leading, torch.from_numpy(image)[None], text, ui={"adaptive_diffusion": [text]})

@@ -53,7 +53,7 @@ if [ ! -f "$venv/.requirements-installed" ] || [ "$comfy/requirements.txt" -nt "
   # torch/torchvision are pinned above; torchaudio, kornia and spandrel are optional in ComfyUI.
   grep -viE '^(torch|torchvision|torchaudio|kornia|spandrel)([^a-z_-]|$)' "$comfy/requirements.txt" > "$runtime/requirements.txt"
   # torchsde and requests are imported by 0.3.75 without being listed.
-  "$py" -m pip install --quiet -r "$runtime/requirements.txt" torchsde requests pytest
+  "$py" -m pip install --quiet --disable-pip-version-check -r "$runtime/requirements.txt" torchsde requests pytest 2> >(grep -v "is ignored: it is neither" >&2)
   touch "$venv/.requirements-installed"
 fi
 

@@ -1,0 +1,95 @@
+"""Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the tiny Wan 2.1 model.
+
+Interleaved runs of three arms on the same seed: core KSampler (stock), AdaptiveDiffusionKSampler
+with threshold 0 (the bookkeeping alone), and with skipping on. Reports medians, the ratios to
+stock, and the estimator's own per-step cost on latents of realistic sizes.
+
+    .runtime/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --out docs/bench]
+"""
+import argparse
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import torch
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+import runtime  # noqa: E402
+
+runtime.import_comfy()
+import sampling  # noqa: E402
+import tiny_models  # noqa: E402
+from adaptive_diffusion.adaptive_core import AdaptiveRun, SkipConfig  # noqa: E402
+
+LATENT_SIZES = {"tiny Wan 16x1x16x16": (1, 16, 1, 16, 16), "SDXL 1024px 4x128x128": (1, 4, 128, 128),
+                "Wan 480p 81 frames 16x21x60x104": (1, 16, 21, 60, 104)}
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def estimator_cost_us(shape, steps=50, repeats=5):
+    """Per-step time AdaptiveRun adds around a network call, with the call itself removed."""
+    sigmas = torch.linspace(1.0, 0.0, steps + 1).tolist()
+    x = torch.randn(shape)
+    denoised = torch.randn(shape)
+    costs = []
+    for _ in range(repeats):
+        run = AdaptiveRun(SkipConfig(threshold=1e-9, max_skip_steps=4), sigmas)  # estimator on, never skips
+        start = time.perf_counter()
+        for i in range(steps):
+            run(x + i, torch.tensor([sigmas[i]]), lambda: denoised)
+        costs.append((time.perf_counter() - start) / steps * 1e6)
+    return statistics.median(costs)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--threshold", type=float, default=0.01)
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
+    model = tiny_models.wan(pathlib.Path(REPO / ".runtime" / "demo_models"))
+    arms = {
+        "stock": lambda: (sampling.stock(model, "euler", steps=args.steps), None),
+        "adaptive_threshold_0": lambda: sampling.adaptive(model, "euler", steps=args.steps, threshold=0.0)[::2],
+        "adaptive": lambda: sampling.adaptive(model, "euler", steps=args.steps, threshold=args.threshold)[::2],
+    }
+    for arm in arms.values():  # warm-up
+        arm()
+    times = {name: [] for name in arms}
+    reports = {}
+    for _ in range(args.repeats):
+        for name, arm in arms.items():
+            seconds, (_, report) = timed(arm)
+            times[name].append(seconds)
+            reports[name] = report
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    totals = reports["adaptive"]["totals"]
+    result = {
+        "machine": "2-core CPU (the project's development machine), torch threads = 1",
+        "model": "tiny Wan 2.1 (dim 128, 2 layers), 16x1x16x16 latent, euler, cfg 2",
+        "steps": args.steps, "repeats": args.repeats, "threshold": args.threshold,
+        "median_seconds": medians,
+        "threshold_0_overhead": medians["adaptive_threshold_0"] / medians["stock"] - 1,
+        "network_calls": f"{totals['network_calls']}/{totals['full_run_network_calls']}",
+        "call_ratio": totals["expected_speedup"],
+        "wall_speedup": medians["stock"] / medians["adaptive"],
+        "wall_speedup_over_call_ratio": medians["stock"] / medians["adaptive"] / totals["expected_speedup"],
+        "estimator_us_per_step": {name: estimator_cost_us(shape) for name, shape in LATENT_SIZES.items()},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "overhead.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
