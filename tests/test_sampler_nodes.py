@@ -227,3 +227,13 @@ def test_reference_parity_on_recorded_trajectory(families):
             got = product_computed_steps_scaled(inputs, sigmas, ms.calculate_input,
                                                 SkipConfig(threshold, c_max, 4, reference_quirks=True))
             assert got == expected, (model.name, threshold, c_max)
+
+
+def test_readme_policy_table_covers_every_sampler(comfy):
+    import comfy.samplers
+    import runtime
+    from adaptive_diffusion.nodes.sampler_policy import POLICIES
+    table = (runtime.REPO / "README.md").read_text().split("### Sampler policy")[1]
+    for sampler in comfy.samplers.KSampler.SAMPLERS:
+        row = next(line for line in table.splitlines() if f" {sampler}," in line or f" {sampler} |" in line)
+        assert ("| never |" in row) == bool(POLICIES[sampler].never_skip), sampler
