@@ -1,13 +1,18 @@
 """The ComfyUI adapter: node declarations and the wrappers that attach adaptive_core to a model."""
 from comfy_api.latest import ComfyExtension
 
+from .demo import AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoPrompt, register_demo_model
 from .ksampler import AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced
 from .model_patch import AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport
 
 NODES = [AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced, AdaptiveDiffusionPatch,
-         AdaptiveDiffusionSkipReport]
+         AdaptiveDiffusionSkipReport, AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode]
 
 
 class AdaptiveDiffusionExtension(ComfyExtension):
+    def __init__(self):
+        # ComfyUI 0.3.75 does not call on_load, so the extension's one global set-up happens here.
+        register_demo_model()
+
     async def get_node_list(self):
         return NODES

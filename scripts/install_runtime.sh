@@ -21,10 +21,14 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 py="$venv/bin/python"
+pip_install() {
+  # This machine's pip config lists local indexes that may be missing; pip warns for each one.
+  "$py" -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+}
 
 if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
   # torchvision: comfy.sd imports it; these two versions are the pair that imports together here.
-  "$py" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+  pip_install torch==2.14.1 torchvision==0.29.1
 fi
 
 comfy="${COMFYUI_PATH:-$runtime/ComfyUI}"
@@ -53,7 +57,7 @@ if [ ! -f "$venv/.requirements-installed" ] || [ "$comfy/requirements.txt" -nt "
   # torch/torchvision are pinned above; torchaudio, kornia and spandrel are optional in ComfyUI.
   grep -viE '^(torch|torchvision|torchaudio|kornia|spandrel)([^a-z_-]|$)' "$comfy/requirements.txt" > "$runtime/requirements.txt"
   # torchsde and requests are imported by 0.3.75 without being listed.
-  "$py" -m pip install --quiet --disable-pip-version-check -r "$runtime/requirements.txt" torchsde requests pytest 2> >(grep -v "is ignored: it is neither" >&2)
+  pip_install -r "$runtime/requirements.txt" torchsde requests pytest
   touch "$venv/.requirements-installed"
 fi
 
