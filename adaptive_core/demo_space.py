@@ -33,7 +33,8 @@ def draw(prompt_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(b, 1, 1, generator=generator)
     coords = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / SIZE
     y, x = coords.view(1, SIZE, 1), coords.view(1, 1, SIZE)
-    cy, cx, r = u(0.3, 0.7), u(0.3, 0.7), u(0.14, 0.28)
+    # shapes span several of the model's 8x8-pixel tokens, or the tiny model cannot tell them apart
+    cy, cx, r = u(0.35, 0.65), u(0.35, 0.65), u(0.22, 0.34)
     dy, dx = y - cy, x - cx
     dist = (dy ** 2 + dx ** 2).sqrt()
     period, phase = u(0.12, 0.25), u(0, 1)

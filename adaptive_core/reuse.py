@@ -17,6 +17,10 @@ class NoisePredictionCache:
         """Only for σ > 0: at σ = 0 the derivative is undefined."""
         self.derivative = ((x - denoised) / _broadcast(sigma, x)).detach()
 
+    def finite(self) -> torch.Tensor:
+        """Whether what is stored is usable, as a 0-dim tensor (not read back here)."""
+        return torch.isfinite(self.derivative).all()
+
     def can_rebuild(self, x: torch.Tensor) -> bool:
         return self.derivative is not None and self.derivative.shape == x.shape
 

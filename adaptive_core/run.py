@@ -20,18 +20,22 @@ class AdaptiveRun:
     """
 
     def __init__(self, config: SkipConfig, schedule, sampler: str = "unknown", lookahead: bool = False,
-                 skipping_forbidden: str = "", scale_input: Callable = None):
+                 skipping_forbidden: str = "", scale_input: Callable = None, policy=None, cache=None,
+                 on_step: Callable[[StepRecord], None] = None):
+        """policy and cache default to the paper's; anything with their methods can stand in.
+        on_step is told each step's decision as soon as it is final (for live displays)."""
         self.config = config
         self.tracker = StepTracker(schedule, lookahead)
         self.estimator = ThirdOrderEstimator()
-        self.policy = SkipPolicy(config)
-        self.cache = NoisePredictionCache()
+        self.policy = policy or SkipPolicy(config)
+        self.cache = cache or NoisePredictionCache()
         self.cache_finite = None
         self.scale_input = scale_input or (lambda sigma, x: x)
         self.skipping_forbidden = skipping_forbidden
         self.report = RunReport(config, sampler=sampler, schedule_steps=len(self.tracker.schedule) - 1)
         self.decision = Decision(True, "warmup")
         self.smallest_value = math.inf
+        self.on_step = on_step
 
     @property
     def skipping(self):
@@ -65,6 +69,8 @@ class AdaptiveRun:
             self.decision = Decision(True, "no_cache" if finite == 1.0 else "non_finite")
             self.policy.overrule(self.decision)
             record.computed, record.reason = True, self.decision.reason
+        if starts and self.on_step:
+            self.on_step(record)
         record.calls += 1
         if reuse:
             self.report.calls_skipped += 1
@@ -74,7 +80,7 @@ class AdaptiveRun:
         denoised = predict()
         if sigma_value > 0 and self.skipping:
             self.cache.store(x, sigma, denoised)
-            self.cache_finite = torch.isfinite(self.cache.derivative).all()
+            self.cache_finite = self.cache.finite()
         return denoised
 
     def finish(self) -> RunReport:

@@ -12,6 +12,7 @@ import comfy.model_patcher
 import comfy.patcher_extension
 
 from ..adaptive_core import AdaptiveRun, RunReport, SkipConfig
+from .events import step_sender
 from .sampler_policy import policy_for
 
 KEY = "adaptive_diffusion"
@@ -21,17 +22,28 @@ OTHER_CACHES = {"easycache": "EasyCache/LazyCache"}
 
 
 class AdaptiveDiffusionHolder:
-    """Per patched model: the configuration, and the report of its last finished run."""
+    """Per patched model: the configuration, how to start a run, and the report of its last run."""
 
     def __init__(self, config: SkipConfig):
         self.config = config
         self.last_report = None
 
+    def new_run(self, sigmas, sampler, model_sampling) -> AdaptiveRun:
+        policy = policy_for(sampler)
+        schedule = sigmas.tolist()
+        run = AdaptiveRun(self.config, schedule, sampler=policy.name, lookahead=policy.lookahead,
+                          skipping_forbidden=policy.never_skip and f"{policy.name} {policy.never_skip}",
+                          scale_input=model_sampling.calculate_input,
+                          on_step=step_sender(len(schedule) - 1, self.config.threshold))
+        if policy.note:
+            run.report.notes.append(policy.note)
+        return run
 
-def patch_model(model, config: SkipConfig):
+
+def patch_model(model, config: SkipConfig, holder_class=AdaptiveDiffusionHolder):
     """A clone of ``model`` that skips steps with this config; replaces an earlier patch."""
     model = model.clone()
-    holder = AdaptiveDiffusionHolder(config)
+    holder = holder_class(config)
     model.model_options["transformer_options"][KEY] = holder
     for wrapper_type, wrapper in ((comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, outer_sample_wrapper),
                                   (comfy.patcher_extension.WrappersMP.PREDICT_NOISE, predict_noise_wrapper)):
@@ -50,13 +62,7 @@ def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, 
     guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
     options = guider.model_options["transformer_options"]
     holder = options[KEY]
-    policy = policy_for(sampler)
-    model_sampling = guider.model_patcher.get_model_object("model_sampling")
-    run = AdaptiveRun(holder.config, sigmas.tolist(), sampler=policy.name, lookahead=policy.lookahead,
-                      skipping_forbidden=policy.never_skip and f"{policy.name} {policy.never_skip}",
-                      scale_input=model_sampling.calculate_input)
-    if policy.note:
-        run.report.notes.append(policy.note)
+    run = holder.new_run(sigmas, sampler, guider.model_patcher.get_model_object("model_sampling"))
     for key, name in OTHER_CACHES.items():
         if key in options:
             run.report.notes.append(f"stacked with {name}: both skip work, their errors add up")

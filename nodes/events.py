@@ -1,0 +1,27 @@
+"""Live progress for the frontend: each step's decision, sent while the run goes on."""
+import math
+
+from comfy_execution.utils import get_executing_context
+
+EVENT = "adaptive_diffusion.step"
+
+
+def step_sender(total_steps, threshold):
+    """A callback that sends each step's decision to the client that queued the prompt, scoped to
+    the prompt and the executing node; None outside a running server (in-process use, tests)."""
+    try:
+        from server import PromptServer
+        server = PromptServer.instance
+    except (ImportError, AttributeError):
+        return None
+    context = get_executing_context()
+    if context is None:
+        return None
+
+    def send(record):
+        server.send_sync(EVENT, {
+            "prompt_id": context.prompt_id, "node": context.node_id, "step": record.step,
+            "total": total_steps, "sigma": record.sigma, "computed": record.computed, "reason": record.reason,
+            "estimator": record.estimator if math.isfinite(record.estimator) else None, "threshold": threshold,
+        }, server.client_id)
+    return send
