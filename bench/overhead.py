@@ -1,4 +1,4 @@
-"""Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the tiny Wan 2.1 model.
+"""Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the bundled demo model.
 
 Interleaved runs of three arms on the same seed: core KSampler (stock), AdaptiveDiffusionKSampler
 with threshold 0 (the bookkeeping alone), and with skipping on. Reports medians, the ratios to
@@ -24,7 +24,7 @@ import sampling  # noqa: E402
 import tiny_models  # noqa: E402
 from adaptive_diffusion.adaptive_core import AdaptiveRun, SkipConfig  # noqa: E402
 
-LATENT_SIZES = {"tiny Wan 16x1x16x16": (1, 16, 1, 16, 16), "SDXL 1024px 4x128x128": (1, 4, 128, 128),
+LATENT_SIZES = {"demo model 16x1x8x8": (1, 16, 1, 8, 8), "SDXL 1024px 4x128x128": (1, 4, 128, 128),
                 "Wan 480p 81 frames 16x21x60x104": (1, 16, 21, 60, 104)}
 
 
@@ -57,11 +57,17 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
-    model = tiny_models.wan(pathlib.Path(REPO / ".runtime" / "demo_models"))
+    import comfy.sd
+    from adaptive_diffusion.nodes.demo import ASSETS, MODEL_FILE, AdaptiveDiffusionDemoPrompt
+    prompts = {1: "a circle", 2: "(empty)"}  # sampling's make_cond(1) is the positive, (2) the negative
+    model = tiny_models.TinyModel("demo", comfy.sd.load_diffusion_model(str(ASSETS / MODEL_FILE)), (1, 16, 1, 8, 8),
+                                  lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which]).result[0])
     arms = {
-        "stock": lambda: (sampling.stock(model, "euler", steps=args.steps), None),
-        "adaptive_threshold_0": lambda: sampling.adaptive(model, "euler", steps=args.steps, threshold=0.0)[::2],
-        "adaptive": lambda: sampling.adaptive(model, "euler", steps=args.steps, threshold=args.threshold)[::2],
+        "stock": lambda: (sampling.stock(model, "euler", steps=args.steps, cfg=3.0), None),
+        "adaptive_threshold_0": lambda: sampling.adaptive(model, "euler", steps=args.steps, cfg=3.0,
+                                                          threshold=0.0)[::2],
+        "adaptive": lambda: sampling.adaptive(model, "euler", steps=args.steps, cfg=3.0,
+                                              threshold=args.threshold)[::2],
     }
     for arm in arms.values():  # warm-up
         arm()
@@ -76,7 +82,7 @@ def main():
     totals = reports["adaptive"]["totals"]
     result = {
         "machine": "2-core CPU (the project's development machine), torch threads = 1",
-        "model": "tiny Wan 2.1 (dim 128, 2 layers), 16x1x16x16 latent, euler, cfg 2",
+        "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, euler, cfg 3",
         "steps": args.steps, "repeats": args.repeats, "threshold": args.threshold,
         "median_seconds": medians,
         "threshold_0_overhead": medians["adaptive_threshold_0"] / medians["stock"] - 1,

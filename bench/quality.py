@@ -164,7 +164,6 @@ def main():
             "psnr": statistics.mean(min(r["psnr"], 100.0) for r in group),
             "ssim": statistics.mean(r["ssim"] for r in group),
             "latent_rel_l2": statistics.mean(r["latent_rel_l2"] for r in group),
-            "wall_ratio": statistics.median(r["full_seconds"] / r["seconds"] for r in group),
         })
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
 

@@ -1,5 +1,6 @@
 """Live progress for the frontend: each step's decision, sent while the run goes on."""
 import math
+import sys
 
 from comfy_execution.utils import get_executing_context
 
@@ -9,13 +10,10 @@ EVENT = "adaptive_diffusion.step"
 def step_sender(total_steps, threshold):
     """A callback that sends each step's decision to the client that queued the prompt, scoped to
     the prompt and the executing node; None outside a running server (in-process use, tests)."""
-    try:
-        from server import PromptServer
-        server = PromptServer.instance
-    except (ImportError, AttributeError):
-        return None
+    # Only a running server has imported its module; importing it here would start one's set-up.
+    server = getattr(getattr(sys.modules.get("server"), "PromptServer", None), "instance", None)
     context = get_executing_context()
-    if context is None:
+    if server is None or context is None:
         return None
 
     def send(record):

@@ -98,18 +98,16 @@ class ComfyServer:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read())
 
-    def wait_for(self, prompt_id, timeout=300, on_poll=None):
-        """The prompt's /history entry once it finished; raises if it failed."""
+    def wait_for(self, prompt_id, timeout=300, raise_on_error=True):
+        """The prompt's /history entry once it finished; raises if it failed, unless told not to."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             history = self.get(f"/history/{prompt_id}")
             if prompt_id in history:
                 entry = history[prompt_id]
-                if entry.get("status", {}).get("status_str") == "error":
+                if raise_on_error and entry.get("status", {}).get("status_str") == "error":
                     raise RuntimeError(f"prompt {prompt_id} failed: {json.dumps(entry['status'])}")
                 return entry
-            if on_poll:
-                on_poll()
             time.sleep(0.2)
         raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout}s:\n{self.log()[-3000:]}")
 

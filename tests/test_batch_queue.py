@@ -1,0 +1,83 @@
+"""Batch queueing through the HTTP API: many prompts at once, nothing leaks between them."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import safetensors.torch
+import torch
+
+import runtime
+from sampling import AdaptiveDiffusionKSampler
+
+sys.path.insert(0, str(runtime.REPO / "scripts"))
+from comfy_server import ComfyServer  # noqa: E402
+
+pytestmark = pytest.mark.slow
+WORKFLOW = runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler_api.json"
+
+
+@pytest.fixture(scope="module")
+def server(comfy, tmp_path_factory):
+    with ComfyServer(runtime.COMFYUI, tmp_path_factory.mktemp("comfy")) as s:
+        yield s
+
+
+def queue(server, workflow_path, out, *args):
+    return subprocess.run([sys.executable, str(runtime.REPO / "scripts" / "queue_batch.py"), str(workflow_path),
+                           "--url", server.url, "--out", str(out), *args], capture_output=True, text=True, timeout=600)
+
+
+def in_process(seed, threshold, sampler):
+    """The same settings run in this process, on the same model file and prompts."""
+    import comfy.sd
+    from adaptive_diffusion.nodes.demo import ASSETS, AdaptiveDiffusionDemoPrompt
+    model = comfy.sd.load_diffusion_model(str(ASSETS / "demo_wan21.safetensors"))
+    prompt = lambda p: AdaptiveDiffusionDemoPrompt.execute(p).result[0]
+    out = AdaptiveDiffusionKSampler.execute(model, seed, 50, 3.0, sampler, "simple", prompt("a circle"),
+                                            prompt("(empty)"), {"samples": torch.zeros(1, 16, 1, 8, 8)}, 1.0,
+                                            threshold, 4, 4).result
+    return out[0]["samples"], out[1], json.loads(out[2])
+
+
+def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
+    workflow = json.loads(WORKFLOW.read_text())
+    workflow["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latent"}}
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(workflow))
+    result = queue(server, path, tmp_path / "out", "--seeds", "1", "2", "--threshold", "0.01", "0.05", "-1",
+                   "--sampler", "euler", "dpmpp_2m")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+    assert len(rows) == 12
+    rejected = [r for r in rows if r["status"] == "rejected"]
+    assert len(rejected) == 4 and all("threshold" in r["error"] for r in rejected)
+    done = [r for r in rows if r["status"] == "done"]
+    assert len(done) == 8, result.stderr
+    assert result.returncode == 1 and "threshold" in result.stderr
+    for row in done:
+        folder = tmp_path / "out" / f"{int(row['index']):04d}"
+        latent = safetensors.torch.load_file(str(next(folder.glob("9_*.latent"))))["latent_tensor"]
+        report = json.loads((folder / "5_report.json").read_text())
+        samples, skip_map, expected = in_process(int(row["seed"]), float(row["threshold"]), row["sampler"])
+        assert torch.equal(latent, samples), row
+        for r in (report, expected):
+            r["totals"].pop("sampling_seconds")
+        assert report == expected
+        from PIL import Image
+        import numpy as np
+        png = np.asarray(Image.open(next(folder.glob("6_skip_map*.png"))).convert("RGB"))
+        assert np.array_equal(png, (skip_map[0].numpy() * 255).round().astype(np.uint8))
+        assert int(row["network_calls"]) == report["totals"]["network_calls"]
+
+
+def test_unreachable_server_is_a_clear_error(tmp_path):
+    class Nowhere:
+        url = "http://127.0.0.1:9"
+    result = queue(Nowhere, WORKFLOW, tmp_path / "out", "--seeds", "1")
+    assert result.returncode == 2 and "cannot reach ComfyUI" in result.stderr
+
+
+def test_ui_format_workflow_is_refused_with_advice(server, tmp_path):
+    result = queue(server, runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.json", tmp_path / "out")
+    assert result.returncode == 2 and "Export (API)" in result.stderr
