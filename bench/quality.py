@@ -47,7 +47,9 @@ class Bench:
         self.positive = {p: [[table[p], {}]] for p in demo_space.PROMPTS}
         self.negative = [[table["(empty)"], {}]]
         self.forwards = 0
-        self.model.model.diffusion_model.register_forward_pre_hook(self._count)
+        # the patch embedding runs once per real forward pass; the model's forward() itself is entered
+        # even when a DIFFUSION_MODEL wrapper (EasyCache) then skips the computation
+        self.model.model.diffusion_model.patch_embedding.register_forward_pre_hook(self._count)
         self.latent_format = comfy.latent_formats.Wan21()
         self.full = {}
 

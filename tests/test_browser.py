@@ -94,4 +94,8 @@ def test_example_workflow_runs_with_live_strip_and_final_skip_map(page):
     assert states.count("reused") == reused > 0
     assert f"/{steps} steps computed" in summary.text_content()
     assert page.locator(".adaptive-diffusion-cell").nth(steps - 1).get_attribute("title").startswith(f"step {steps - 1}:")
+    page.wait_for_function("""async () => {
+        const queue = await window.comfyAPI.api.api.getQueue();
+        return queue.Running.length === 0 && queue.Pending.length === 0;
+    }""", polling=250, timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "browser_skip_map.png"))
