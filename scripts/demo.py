@@ -12,7 +12,7 @@ import pathlib
 import statistics
 import sys
 
-import torch
+import numpy as np
 from PIL import Image, ImageDraw
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -35,10 +35,9 @@ def prompt_for(template, prompt, seed, threshold, steps, sampler, prefix):
 
 
 def psnr(a: Image.Image, b: Image.Image):
-    x = torch.tensor(list(a.convert("L").getdata()), dtype=torch.float64)
-    y = torch.tensor(list(b.convert("L").getdata()), dtype=torch.float64)
+    x, y = (np.asarray(image.convert("L"), dtype=np.float64) for image in (a, b))
     mse = float(((x - y) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0 ** 2 / mse)).item()
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 def progress(done, total, label):

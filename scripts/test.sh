@@ -11,4 +11,4 @@ if ! command -v chromium >/dev/null && [ -z "${CHROMIUM:-}" ]; then
 fi
 .runtime/venv/bin/python -c "import playwright" 2>/dev/null || \
   .runtime/venv/bin/python -m pip install --quiet --disable-pip-version-check "playwright==1.65.2" 2> >(grep -v "is ignored: it is neither" >&2)
-TQDM_DISABLE=1 exec .runtime/venv/bin/python -m pytest tests "$@"
+exec .runtime/venv/bin/python -m pytest tests "$@"

@@ -23,6 +23,8 @@ def import_comfy():
     comfy.cli_args.args.cpu = True
     import comfy.model_management  # noqa: F401
     import comfy.sd  # noqa: F401
+    import comfy.utils
+    comfy.utils.PROGRESS_BAR_ENABLED = False  # in-process runs: keep logs readable
     import comfy.samplers  # noqa: F401
     import nodes
     return nodes
