@@ -9,8 +9,10 @@ PALETTE = [(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 18
 MARKERS = ["o", "s", "^", "D", "v", "x", "+", "o", "s"]
 
 
-def chart(series, title, xlabel, ylabel, path, size=(760, 480)):
-    """series: list of (label, [(x, y), ...]); points of a series are joined in x order."""
+def chart(series, title, xlabel, ylabel, path, size=(760, 480), join=True):
+    """series: list of (label, [(x, y), ...]); with join, points of a series are joined in x order.
+    The default font has no Greek: δ is written out."""
+    title = title.replace("δ", "delta ")
     w, h = size
     left, right, top, bottom = 64, 190, 34, 46
     image = Image.new("RGB", size, "white")
@@ -36,13 +38,13 @@ def chart(series, title, xlabel, ylabel, path, size=(760, 480)):
     for i, (label, pts) in enumerate(series):
         colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
         pts = sorted(p for p in pts if math.isfinite(p[1]))
-        if len(pts) > 1:
+        if join and len(pts) > 1:
             draw.line([(sx(x), sy(y)) for x, y in pts], fill=colour, width=2)
         for x, y in pts:
             _marker(draw, sx(x), sy(y), marker, colour)
         ly = top + 4 + i * 16
         _marker(draw, w - right + 14, ly + 6, marker, colour)
-        draw.text((w - right + 24, ly), label, fill="black", font=font)
+        draw.text((w - right + 24, ly), label.replace("δ", "delta "), fill="black", font=font)
     image.save(path)
 
 
