@@ -1,10 +1,10 @@
 """Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the bundled demo model.
 
-Interleaved runs of three arms on the same seed: core KSampler (stock), AdaptiveDiffusionKSampler
+Per sampler, interleaved runs of three arms on the same seed: core KSampler (stock), AdaptiveDiffusionKSampler
 with threshold 0 (the bookkeeping alone), and with skipping on. Reports medians, the ratios to
 stock, and the estimator's own per-step cost on latents of realistic sizes.
 
-    .runtime/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --out docs/bench]
+    .runtime/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --samplers euler dpmpp_2m ...]
 """
 import argparse
 import json
@@ -49,24 +49,13 @@ def estimator_cost_us(shape, steps=50, repeats=5):
     return statistics.median(costs)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--threshold", type=float, default=0.01)
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
-    import comfy.sd
-    from adaptive_diffusion.nodes.demo import ASSETS, MODEL_FILE, AdaptiveDiffusionDemoPrompt
-    prompts = {1: "a circle", 2: "(empty)"}  # sampling's make_cond(1) is the positive, (2) the negative
-    model = tiny_models.TinyModel("demo", comfy.sd.load_diffusion_model(str(ASSETS / MODEL_FILE)), (1, 16, 1, 8, 8),
-                                  lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which]).result[0])
+def interleaved(model, sampler, args):
+    """Stock, threshold 0 and skipping on, run in turn `repeats` times; medians and ratios."""
     arms = {
-        "stock": lambda: (sampling.stock(model, "euler", steps=args.steps, cfg=3.0), None),
-        "adaptive_threshold_0": lambda: sampling.adaptive(model, "euler", steps=args.steps, cfg=3.0,
+        "stock": lambda: (sampling.stock(model, sampler, steps=args.steps, cfg=3.0), None),
+        "adaptive_threshold_0": lambda: sampling.adaptive(model, sampler, steps=args.steps, cfg=3.0,
                                                           threshold=0.0)[::2],
-        "adaptive": lambda: sampling.adaptive(model, "euler", steps=args.steps, cfg=3.0,
+        "adaptive": lambda: sampling.adaptive(model, sampler, steps=args.steps, cfg=3.0,
                                               threshold=args.threshold)[::2],
     }
     for arm in arms.values():  # warm-up
@@ -80,16 +69,35 @@ def main():
             reports[name] = report
     medians = {name: statistics.median(t) for name, t in times.items()}
     totals = reports["adaptive"]["totals"]
-    result = {
-        "machine": "2-core CPU (the project's development machine), torch threads = 1",
-        "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, euler, cfg 3",
-        "steps": args.steps, "repeats": args.repeats, "threshold": args.threshold,
+    return {
         "median_seconds": medians,
         "threshold_0_overhead": medians["adaptive_threshold_0"] / medians["stock"] - 1,
         "network_calls": f"{totals['network_calls']}/{totals['full_run_network_calls']}",
         "call_ratio": totals["expected_speedup"],
         "wall_speedup": medians["stock"] / medians["adaptive"],
         "wall_speedup_over_call_ratio": medians["stock"] / medians["adaptive"] / totals["expected_speedup"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--threshold", type=float, default=0.01)
+    parser.add_argument("--samplers", nargs="+", default=["euler", "dpmpp_2m", "heun", "uni_pc"])
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
+    import comfy.sd
+    from adaptive_diffusion.nodes.demo import ASSETS, MODEL_FILE, AdaptiveDiffusionDemoPrompt
+    prompts = {1: "a circle", 2: "(empty)"}  # sampling's make_cond(1) is the positive, (2) the negative
+    model = tiny_models.TinyModel("demo", comfy.sd.load_diffusion_model(str(ASSETS / MODEL_FILE)), (1, 16, 1, 8, 8),
+                                  lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which]).result[0])
+    result = {
+        "machine": "2-core CPU (the project's development machine), torch threads = 1",
+        "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, cfg 3",
+        "steps": args.steps, "repeats": args.repeats, "threshold": args.threshold,
+        "samplers": {sampler: interleaved(model, sampler, args) for sampler in args.samplers},
         "estimator_us_per_step": {name: estimator_cost_us(shape) for name, shape in LATENT_SIZES.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
