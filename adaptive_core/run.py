@@ -43,6 +43,8 @@ class AdaptiveRun:
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, predict: Callable[[], torch.Tensor]) -> torch.Tensor:
         if self.skipping:
+            # Peeked before we know whether this call starts a step, so that sigma, the estimator
+            # value and the cache's health come back in one read; intermediate calls discard it.
             scaled = self.scale_input(sigma, x)
             value, difference = self.estimator.peek(scaled)
             cache_finite = self.cache_finite if self.cache_finite is not None else torch.ones((), dtype=torch.bool, device=x.device)

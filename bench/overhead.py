@@ -88,11 +88,7 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
-    import comfy.sd
-    from adaptive_diffusion.nodes.demo import ASSETS, MODEL_FILE, AdaptiveDiffusionDemoPrompt
-    prompts = {1: "a circle", 2: "(empty)"}  # sampling's make_cond(1) is the positive, (2) the negative
-    model = tiny_models.TinyModel("demo", comfy.sd.load_diffusion_model(str(ASSETS / MODEL_FILE)), (1, 16, 1, 8, 8),
-                                  lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which]).result[0])
+    model = tiny_models.demo()
     result = {
         "machine": "2-core CPU (the project's development machine), torch threads = 1",
         "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, cfg 3",

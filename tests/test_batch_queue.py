@@ -9,7 +9,8 @@ import safetensors.torch
 import torch
 
 import runtime
-from sampling import AdaptiveDiffusionKSampler
+import tiny_models
+from sampling import adaptive
 
 sys.path.insert(0, str(runtime.REPO / "scripts"))
 from comfy_server import ComfyServer  # noqa: E402
@@ -29,18 +30,6 @@ def queue(server, workflow_path, out, *args):
                            "--url", server.url, "--out", str(out), *args], capture_output=True, text=True, timeout=600)
 
 
-def in_process(seed, threshold, sampler):
-    """The same settings run in this process, on the same model file and prompts."""
-    import comfy.sd
-    from adaptive_diffusion.nodes.demo import ASSETS, AdaptiveDiffusionDemoPrompt
-    model = comfy.sd.load_diffusion_model(str(ASSETS / "demo_wan21.safetensors"))
-    prompt = lambda p: AdaptiveDiffusionDemoPrompt.execute(p).result[0]
-    out = AdaptiveDiffusionKSampler.execute(model, seed, 50, 3.0, sampler, "simple", prompt("a circle"),
-                                            prompt("(empty)"), {"samples": torch.zeros(1, 16, 1, 8, 8)}, 1.0,
-                                            threshold, 4, 4).result
-    return out[0]["samples"], out[1], json.loads(out[2])
-
-
 def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
     workflow = json.loads(WORKFLOW.read_text())
     workflow["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latent"}}
@@ -50,6 +39,7 @@ def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
                    "--sampler", "euler", "dpmpp_2m")
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert len(rows) == 12, result.stderr
+    demo = tiny_models.demo()
     rejected = [r for r in rows if r["status"] == "rejected"]
     assert len(rejected) == 4 and all("threshold" in r["error"] for r in rejected)
     done = [r for r in rows if r["status"] == "done"]
@@ -59,7 +49,9 @@ def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
         folder = tmp_path / "out" / f"{int(row['index']):04d}"
         latent = safetensors.torch.load_file(str(next(folder.glob("9_*.latent"))))["latent_tensor"]
         report = json.loads((folder / "5_report.json").read_text())
-        samples, skip_map, expected = in_process(int(row["seed"]), float(row["threshold"]), row["sampler"])
+        # the same settings in this process, on the same model file and prompts
+        samples, skip_map, expected = adaptive(demo, row["sampler"], steps=50, cfg=3.0, seed=int(row["seed"]),
+                                               threshold=float(row["threshold"]))
         assert torch.equal(latent, samples), row
         for r in (report, expected):
             r["totals"].pop("sampling_seconds")

@@ -16,13 +16,8 @@ from adaptive_diffusion.nodes.demo import (ASSETS, MODEL_FILE, AdaptiveDiffusion
 
 @pytest.fixture(scope="module")
 def demo(comfy):
-    import comfy.sd
     import tiny_models
-    patcher = comfy.sd.load_diffusion_model(str(ASSETS / MODEL_FILE))
-    cond = lambda prompt: AdaptiveDiffusionDemoPrompt.execute(prompt).result[0]
-    model = tiny_models.TinyModel("demo", patcher, (1, 16, 1, 8, 8), None)
-    model.make_cond = lambda which: cond("a circle" if which == 1 else "(empty)")  # positive, negative
-    return model
+    return tiny_models.demo()
 
 
 def test_weights_are_small_and_described():

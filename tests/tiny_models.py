@@ -128,3 +128,12 @@ def sd3(directory: pathlib.Path, seed=0):
         save_sd3(path, seed)
     return TinyModel("sd3", load_file_model(path), (1, 16, 16, 16),
                      lambda s: _cond((1, 8, 64), s, {"pooled_output": (1, 64)}))
+
+
+def demo():
+    """The bundled trained demo model; make_cond(1) is "a circle", make_cond(2) the empty prompt,
+    as the sampling helpers use them for positive and negative."""
+    from adaptive_diffusion.nodes.demo import ASSETS, MODEL_FILE, AdaptiveDiffusionDemoPrompt
+    prompts = {1: "a circle", 2: "(empty)"}
+    return TinyModel("demo", load_file_model(ASSETS / MODEL_FILE), (1, 16, 1, 8, 8),
+                     lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which]).result[0])
