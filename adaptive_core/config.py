@@ -1,6 +1,8 @@
 import dataclasses
 import math
 
+from .reuse import REUSE_STRATEGIES
+
 
 @dataclasses.dataclass(frozen=True)
 class SkipConfig:
@@ -14,25 +16,34 @@ class SkipConfig:
                       latents, so step 3 is the earliest that can ever be skipped.
     reference_quirks: reproduce the reference implementation's decisions exactly: its C_max
                       guard only counts after five decisions, and its C_max = 0 means unlimited.
+                      It also reuses as the reference does (``hold``), whatever ``reuse`` says.
+    reuse:            what a skipped step uses in place of the network's noise prediction: the
+                      last one (``hold``, the paper) or an extrapolation in σ from the last two
+                      (``linear``) or three (``lagrange``) real calls (see reuse.py).
     """
     threshold: float = 0.01
     max_skip_steps: int = 4
     warmup_steps: int = 4
     reference_quirks: bool = False
+    reuse: str = "linear"
 
     def __post_init__(self):
         for problem in self.problems():
             raise ValueError(problem)
 
     def problems(self):
-        return validate(self.threshold, self.max_skip_steps, self.warmup_steps)
+        return validate(self.threshold, self.max_skip_steps, self.warmup_steps, self.reuse)
 
     @property
     def enabled(self):
         return self.threshold > 0 and (self.max_skip_steps > 0 or self.reference_quirks)
 
+    @property
+    def reuse_strategy(self):
+        return "hold" if self.reference_quirks else self.reuse
 
-def validate(threshold, max_skip_steps, warmup_steps):
+
+def validate(threshold, max_skip_steps, warmup_steps, reuse="hold"):
     """Human-readable problems with these widget values, each naming its widget."""
     problems = []
     if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not 0 <= threshold <= 1:
@@ -41,4 +52,6 @@ def validate(threshold, max_skip_steps, warmup_steps):
         problems.append(f"max_skip_steps must be a whole number >= 0 (0 never skips), got {max_skip_steps!r}")
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         problems.append(f"warmup_steps must be a whole number >= 0, got {warmup_steps!r}")
+    if reuse not in REUSE_STRATEGIES:
+        problems.append(f"reuse must be one of {', '.join(REUSE_STRATEGIES)}, got {reuse!r}")
     return problems

@@ -31,6 +31,7 @@ class RunReport:
     calls_skipped: int = 0
     notes: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole sampling run
+    reuse_fallbacks: int = 0  # skipped calls whose extrapolation fell back to a lower order
 
     @property
     def full_calls(self):
@@ -49,7 +50,7 @@ class RunReport:
         c = self.config
         line = (f"AdaptiveDiffusion: computed {self.computed_steps}/{len(self.records)} steps "
                 f"({self.call_ratio:.2f}x fewer calls), δ={c.threshold:g}, C_max={c.max_skip_steps}, "
-                f"warmup={c.warmup_steps}, sampler={self.sampler}")
+                f"warmup={c.warmup_steps}, reuse={c.reuse_strategy}, sampler={self.sampler}")
         return "; ".join([line] + self.notes)
 
     def as_dict(self):
@@ -61,6 +62,7 @@ class RunReport:
             "max_skip_steps": c.max_skip_steps,
             "warmup_steps": c.warmup_steps,
             "reference_quirks": c.reference_quirks,
+            "reuse": c.reuse_strategy,
             "steps": [r.as_dict() for r in self.records],
             "totals": {
                 "steps": len(self.records),
@@ -70,6 +72,7 @@ class RunReport:
                 "full_run_network_calls": self.full_calls,
                 "expected_speedup": round(self.call_ratio, 4),
                 "sampling_seconds": round(self.seconds, 6),
+                "reuse_fallbacks": self.reuse_fallbacks,
             },
             "notes": list(self.notes),
             "summary": self.summary(),

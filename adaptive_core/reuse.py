@@ -1,34 +1,99 @@
 import torch
 
+# Strategy name -> polynomial order of the extrapolation in σ (how many real calls it remembers - 1).
+REUSE_STRATEGIES = {"hold": 0, "linear": 1, "lagrange": 2}
+# An extrapolation that moves the prediction by more than this fraction of its size is not trusted.
+MAX_CORRECTION = 0.5
+
 
 class NoisePredictionCache:
-    """What a skipped step reuses: the noise prediction of the last real call.
+    """What a skipped step reuses: the noise prediction of the last real calls.
 
     In ComfyUI's parametrisation x = x0 + σ·n (EPS/V) or x = (1-σ)·x0 + σ·n (flow) every call
     returns the denoised estimate D; d = (x - D)/σ is k-diffusion's derivative (ε for EPS/V models,
-    the velocity for flow models). Reusing d at a new (x_t, σ_t) gives D_t = x_t - σ_t·d, which is
-    the paper's reuse of ε; returning the stale D would be a different, worse approximation.
+    the velocity for flow models). A skipped call at (x_t, σ_t) returns D_t = x_t - σ_t·d̂, where d̂ is
+
+    - ``hold`` (order 0, the paper): d of the last real call;
+    - ``linear`` (order 1): the line through the last two real calls' d, evaluated at σ_t;
+    - ``lagrange`` (order 2): the parabola through the last three, evaluated at σ_t.
+
+    σ is the variable because d is the ODE's derivative dx/dσ in every k-diffusion sampler's own
+    time; docs/benchmark.md compares it with log σ and the step index. A higher order is used only
+    when each added term is smaller than the one before (a converging series) and the first-order
+    term moves d by at most MAX_CORRECTION of its size; otherwise the next lower order is used
+    (counted in ``fallbacks``). The checks run on the device: no read-back.
+
+    Holds order + 1 latent-sized tensors between calls; returning the stale D instead would be a
+    different, worse approximation.
     """
 
-    def __init__(self):
-        self.derivative = None
+    def __init__(self, strategy: str = "hold"):
+        self.order = REUSE_STRATEGIES[strategy]
+        self.sigmas = []  # host floats of the remembered real calls, oldest first
+        self.derivatives = []
+        self.host_fallbacks = 0
+        self.device_fallbacks = None
 
-    def store(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor):
-        """Only for σ > 0: at σ = 0 the derivative is undefined."""
-        self.derivative = ((x - denoised) / _broadcast(sigma, x)).detach()
+    def store(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor, at: float):
+        """Only for σ > 0 (``at`` is σ on the host): at σ = 0 the derivative is undefined."""
+        if self.sigmas and self.sigmas[-1] == at:
+            # a multi-call sampler evaluating the same σ again (Heun's corrector, then the next step)
+            self.sigmas.pop()
+            self.derivatives.pop()
+        self.sigmas.append(at)
+        self.derivatives.append(((x - denoised) / _broadcast(sigma, x)).detach())
+        del self.sigmas[:-(self.order + 1)], self.derivatives[:-(self.order + 1)]
 
     def finite(self) -> torch.Tensor:
-        """Whether what is stored is usable, as a 0-dim tensor (not read back here)."""
-        return torch.isfinite(self.derivative).all()
+        """Whether everything remembered is usable, as a 0-dim tensor (not read back here)."""
+        return torch.stack([torch.isfinite(d).all() for d in self.derivatives]).all()
 
     def can_rebuild(self, x: torch.Tensor) -> bool:
-        return self.derivative is not None and self.derivative.shape == x.shape
+        return bool(self.derivatives) and self.derivatives[-1].shape == x.shape
 
-    def rebuild(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return x - _broadcast(sigma, x) * self.derivative
+    def rebuild(self, x: torch.Tensor, sigma: torch.Tensor, at: float) -> torch.Tensor:
+        return x - _broadcast(sigma, x) * self.extrapolate(at)
+
+    def extrapolate(self, at: float) -> torch.Tensor:
+        held = self.derivatives[-1]
+        usable = len(self.sigmas)
+        decreasing = all(a > b for a, b in zip(self.sigmas, self.sigmas[1:])) and at < self.sigmas[-1]
+        if not decreasing or usable < self.order + 1:
+            self.host_fallbacks += self.order > 0
+            usable = usable if decreasing else 1
+        prediction, lower, accepted, limit = held, held, None, MAX_CORRECTION * held.norm()
+        for points in range(2, usable + 1):
+            candidate = _lagrange(self.sigmas[-points:], self.derivatives[-points:], at)
+            change = (candidate - lower).norm()
+            ok = change <= limit
+            accepted = ok if accepted is None else accepted & ok
+            prediction = torch.where(accepted, candidate, prediction)
+            lower, limit = candidate, change
+        if accepted is not None and usable == self.order + 1:
+            missed = (~accepted).to(torch.int32)
+            self.device_fallbacks = missed if self.device_fallbacks is None else self.device_fallbacks + missed
+        return prediction
+
+    @property
+    def fallbacks(self) -> int:
+        """Skipped calls that used a lower order than the strategy's (one read-back, at the end)."""
+        device = int(self.device_fallbacks) if self.device_fallbacks is not None else 0
+        return self.host_fallbacks + device
 
     def clear(self):
-        self.derivative = None
+        self.sigmas, self.derivatives = [], []
+
+
+def _lagrange(nodes, values, at):
+    """The polynomial through (nodes[i], values[i]) evaluated at ``at``; weights on the host."""
+    total = 0
+    for i, (node, value) in enumerate(zip(nodes, values)):
+        weight = 1.0
+        for j, other in enumerate(nodes):
+            if j != i:
+                weight *= (at - other) / (node - other)
+        total = total + weight * value
+    return total
 
 
 def _broadcast(sigma, x):

@@ -28,7 +28,7 @@ class AdaptiveRun:
         self.tracker = StepTracker(schedule, lookahead)
         self.estimator = ThirdOrderEstimator()
         self.policy = policy or SkipPolicy(config)
-        self.cache = cache or NoisePredictionCache()
+        self.cache = cache or NoisePredictionCache(config.reuse_strategy)
         self.cache_finite = None
         self.scale_input = scale_input or (lambda sigma, x: x)
         self.skipping_forbidden = skipping_forbidden
@@ -76,12 +76,12 @@ class AdaptiveRun:
         record.calls += 1
         if reuse:
             self.report.calls_skipped += 1
-            return self.cache.rebuild(x, sigma)
+            return self.cache.rebuild(x, sigma, sigma_value)
 
         self.report.calls_made += 1
         denoised = predict()
         if sigma_value > 0 and self.skipping:
-            self.cache.store(x, sigma, denoised)
+            self.cache.store(x, sigma, denoised, sigma_value)
             self.cache_finite = self.cache.finite()
         return denoised
 
@@ -100,6 +100,7 @@ class AdaptiveRun:
             elif math.isfinite(self.smallest_value):
                 report.notes.append(f"nothing skipped: the estimator never fell to δ={c.threshold:g} "
                                     f"(smallest value {self.smallest_value:.4g})")
+        report.reuse_fallbacks = self.cache.fallbacks
         self.cache.clear()
         self.estimator = None
         return report

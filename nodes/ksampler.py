@@ -57,8 +57,8 @@ class AdaptiveDiffusionKSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-                denoise, threshold, max_skip_steps, warmup_steps) -> io.NodeOutput:
-        return _sample(model, SkipConfig(threshold, max_skip_steps, warmup_steps),
+                denoise, threshold, max_skip_steps, warmup_steps, reuse) -> io.NodeOutput:
+        return _sample(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reuse=reuse),
                        seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                        positive=positive, negative=negative, latent=latent_image, denoise=denoise)
 
@@ -90,8 +90,8 @@ class AdaptiveDiffusionKSamplerAdvanced(io.ComfyNode):
     @classmethod
     def execute(cls, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
                 latent_image, start_at_step, end_at_step, return_with_leftover_noise,
-                threshold, max_skip_steps, warmup_steps) -> io.NodeOutput:
-        return _sample(model, SkipConfig(threshold, max_skip_steps, warmup_steps),
+                threshold, max_skip_steps, warmup_steps, reuse) -> io.NodeOutput:
+        return _sample(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reuse=reuse),
                        seed=noise_seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                        positive=positive, negative=negative, latent=latent_image,
                        disable_noise=add_noise == "disable", start_step=start_at_step, last_step=end_at_step,

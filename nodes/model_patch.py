@@ -18,7 +18,8 @@ class AdaptiveDiffusionPatch(io.ComfyNode):
             inputs=[io.Model.Input("model", tooltip="The model to patch.")] + skip_inputs() + [
                 io.Boolean.Input("reference_quirks", default=False, optional=True,
                                  tooltip="Reproduce the reference code's decisions exactly: its C_max guard "
-                                         "starts after five decisions and C_max=0 means unlimited."),
+                                         "starts after five decisions and C_max=0 means unlimited; reuse is "
+                                         "then always hold, as in the reference."),
             ],
             outputs=[io.Model.Output(tooltip="The patched model.")],
         )
@@ -28,8 +29,8 @@ class AdaptiveDiffusionPatch(io.ComfyNode):
         return validate_skip_inputs(threshold, max_skip_steps, warmup_steps)
 
     @classmethod
-    def execute(cls, model, threshold, max_skip_steps, warmup_steps, reference_quirks=False) -> io.NodeOutput:
-        patched, _ = patch_model(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reference_quirks))
+    def execute(cls, model, threshold, max_skip_steps, warmup_steps, reuse, reference_quirks=False) -> io.NodeOutput:
+        patched, _ = patch_model(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reference_quirks, reuse))
         return io.NodeOutput(patched)
 
 

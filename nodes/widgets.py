@@ -5,6 +5,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig, render_skip_map
 from ..adaptive_core.config import validate
+from ..adaptive_core.reuse import REUSE_STRATEGIES
 
 CATEGORY = "sampling/adaptive"
 DEFAULTS = SkipConfig()
@@ -22,6 +23,11 @@ def skip_inputs():
         io.Int.Input("warmup_steps", default=DEFAULTS.warmup_steps, min=0, max=10000,
                      tooltip="The first steps of the run always call the network (counted from the first step "
                              "actually sampled). The estimator needs four latents, so step 3 is the earliest skip."),
+        io.Combo.Input("reuse", options=list(REUSE_STRATEGIES), default=DEFAULTS.reuse,
+                       tooltip="What a skipped step uses in place of the network's noise prediction. hold: the "
+                               "last one (the paper). linear / lagrange: extrapolated in σ from the last 2 / 3 "
+                               "real calls, falling back to a lower order when the history is unstable; they "
+                               "keep 2 / 3 latent-sized tensors instead of 1 and make no extra network calls."),
     ]
 
 

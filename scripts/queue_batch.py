@@ -28,7 +28,8 @@ SAMPLER_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced
 SEED_NODES = SAMPLER_NODES | {"RandomNoise"}
 SKIP_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch"}
 SEED_INPUTS = ("seed", "noise_seed")
-FIELDS = ["index", "prompt_id", "status", "seed", "threshold", "max_skip_steps", "sampler", "network_calls",
+SKIP_WIDGETS = ("threshold", "max_skip_steps", "reuse")
+FIELDS = ["index", "prompt_id", "status", "seed", *SKIP_WIDGETS, "sampler", "network_calls",
           "full_run_network_calls", "expected_speedup", "computed_steps", "steps", "sampling_seconds",
           "files", "error"]
 
@@ -57,17 +58,18 @@ def apply_overrides(workflow, overrides):
             inputs["sampler_name"] = overrides["sampler"]
         if kind in SKIP_NODES:
             touched = True
-            for name in ("threshold", "max_skip_steps"):
+            for name in SKIP_WIDGETS:
                 if overrides.get(name) is not None:
                     inputs[name] = overrides[name]
-    if not touched and (overrides.get("threshold") is not None or overrides.get("max_skip_steps") is not None):
-        raise BatchError("the workflow has no AdaptiveDiffusion node to apply --threshold/--max-skip-steps to")
+    if not touched and any(overrides.get(name) is not None for name in SKIP_WIDGETS):
+        raise BatchError("the workflow has no AdaptiveDiffusion node to apply --threshold/--max-skip-steps/--reuse to")
     return prompt
 
 
 def combinations(args):
     axes = {"seed": args.seeds or [None], "threshold": args.threshold or [None],
-            "max_skip_steps": args.max_skip_steps or [None], "sampler": args.sampler or [None]}
+            "max_skip_steps": args.max_skip_steps or [None], "reuse": args.reuse or [None],
+            "sampler": args.sampler or [None]}
     names = list(axes)
     return [dict(zip(names, values)) for values in itertools.product(*axes.values())] * args.repeat
 
@@ -194,6 +196,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--threshold", type=float, nargs="+")
     parser.add_argument("--max-skip-steps", type=int, nargs="+")
+    parser.add_argument("--reuse", nargs="+", help="reuse strategies: hold linear lagrange")
     parser.add_argument("--sampler", nargs="+")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", default="out/batch")

@@ -23,11 +23,11 @@ def stock(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=N
 
 
 def adaptive(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=None, seed=1,
-             threshold=0.01, max_skip_steps=4, warmup_steps=4, denoise=1.0, patcher=None):
+             threshold=0.01, max_skip_steps=4, warmup_steps=4, denoise=1.0, patcher=None, reuse="linear"):
     latent = latent or empty_latent(model)
     out = AdaptiveDiffusionKSampler.execute(patcher or model.patcher, seed, steps, cfg, sampler, scheduler,
                                             model.make_cond(1), model.make_cond(2), latent, denoise,
-                                            threshold, max_skip_steps, warmup_steps)
+                                            threshold, max_skip_steps, warmup_steps, reuse)
     samples, skip_map, report = out.result
     return samples["samples"], skip_map, json.loads(report)
 

@@ -35,8 +35,8 @@ def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
     workflow["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latent"}}
     path = tmp_path / "workflow.json"
     path.write_text(json.dumps(workflow))
-    result = queue(server, path, tmp_path / "out", "--seeds", "1", "2", "--threshold", "0.01", "0.05", "-1",
-                   "--sampler", "euler", "dpmpp_2m")
+    result = queue(server, path, tmp_path / "out", "--seeds", "2", "--threshold", "0.01", "0.05", "-1",
+                   "--reuse", "hold", "linear", "--sampler", "euler", "dpmpp_2m")
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert len(rows) == 12, result.stderr
     demo = tiny_models.demo()
@@ -51,7 +51,7 @@ def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
         report = json.loads((folder / "5_report.json").read_text())
         # the same settings in this process, on the same model file and prompts
         samples, skip_map, expected = adaptive(demo, row["sampler"], steps=50, cfg=3.0, seed=int(row["seed"]),
-                                               threshold=float(row["threshold"]))
+                                               threshold=float(row["threshold"]), reuse=row["reuse"])
         assert torch.equal(latent, samples), row
         for r in (report, expected):
             r["totals"].pop("sampling_seconds")

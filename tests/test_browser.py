@@ -71,8 +71,8 @@ def test_node_search_adds_the_adaptive_sampler(page):
     page.keyboard.press("Enter")
     page.wait_for_function("window.app.graph.nodes.some((n) => n.type === 'AdaptiveDiffusionKSampler')")
     assert page.evaluate("window.app.graph.nodes.find((n) => n.type === 'AdaptiveDiffusionKSampler')"
-                         ".widgets.map((w) => w.name)")[-4:] == ["threshold", "max_skip_steps", "warmup_steps",
-                                                                 "adaptive_diffusion_strip"]
+                         ".widgets.map((w) => w.name)")[-5:] == ["threshold", "max_skip_steps", "warmup_steps",
+                                                                 "reuse", "adaptive_diffusion_strip"]
     page.screenshot(path=str(ARTIFACTS / "browser_node_search.png"))
 
 

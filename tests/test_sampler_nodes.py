@@ -7,15 +7,18 @@ import torch
 from sampling import (AdaptiveDiffusionKSamplerAdvanced, AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport,
                       adaptive, empty_latent, runs_of_reuse, stock)
 
+from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES
+
 MAIN_SAMPLERS = ["euler", "ddim", "dpmpp_2m", "heun", "euler_ancestral", "uni_pc", "dpmpp_sde", "lms"]
 
 
 def advanced(model, patcher=None, sampler="euler", scheduler="simple", steps=8, start=0, end=10000,
-             leftover="disable", add_noise="enable", threshold=0.01, max_skip_steps=4, warmup_steps=4, latent=None):
+             leftover="disable", add_noise="enable", threshold=0.01, max_skip_steps=4, warmup_steps=4, latent=None,
+             reuse="linear"):
     out = AdaptiveDiffusionKSamplerAdvanced.execute(
         patcher or model.patcher, add_noise, 1, steps, 2.0, sampler, scheduler, model.make_cond(1),
         model.make_cond(2), latent or empty_latent(model), start, end, leftover,
-        threshold, max_skip_steps, warmup_steps).result
+        threshold, max_skip_steps, warmup_steps, reuse).result
     return out[0]["samples"], json.loads(out[2])
 
 
@@ -27,8 +30,8 @@ def stock_advanced(model, sampler="euler", scheduler="simple", steps=8, start=0,
                                            start, end, leftover)[0]["samples"]
 
 
-def patched(model, threshold=0.0, max_skip_steps=4, warmup_steps=4, reference_quirks=False):
-    return AdaptiveDiffusionPatch.execute(model.patcher, threshold, max_skip_steps, warmup_steps,
+def patched(model, threshold=0.0, max_skip_steps=4, warmup_steps=4, reference_quirks=False, reuse="linear"):
+    return AdaptiveDiffusionPatch.execute(model.patcher, threshold, max_skip_steps, warmup_steps, reuse,
                                           reference_quirks).result[0]
 
 
@@ -39,9 +42,10 @@ def with_patcher(model, patcher):
 def assert_identical_when_disabled(model, sampler, scheduler):
     reference = stock(model, sampler, scheduler)
     assert torch.isfinite(reference).all(), (model.name, sampler, scheduler)  # or equality proves nothing
-    samples, _, report = adaptive(model, sampler, scheduler, threshold=0.0)
-    assert torch.equal(samples, reference), (model.name, sampler, scheduler)
-    assert report["totals"]["network_calls"] == report["totals"]["full_run_network_calls"]
+    for reuse in REUSE_STRATEGIES:
+        samples, _, report = adaptive(model, sampler, scheduler, threshold=0.0, reuse=reuse)
+        assert torch.equal(samples, reference), (model.name, sampler, scheduler, reuse)
+        assert report["totals"]["network_calls"] == report["totals"]["full_run_network_calls"]
     assert torch.equal(stock(with_patcher(model, patched(model)), sampler, scheduler), reference)
     adv_reference = stock_advanced(model, sampler, scheduler, start=1, end=6, leftover="enable")
     assert torch.equal(advanced(model, sampler=sampler, scheduler=scheduler, start=1, end=6, leftover="enable",
@@ -174,6 +178,20 @@ def test_warmup_at_least_steps_computes_every_step(wan):
     _, _, report = adaptive(wan, steps=6, warmup_steps=6, threshold=0.5)
     assert report["totals"]["reused_steps"] == 0
     assert "warm-up" in report["notes"][0]
+
+
+def test_reuse_widget_reaches_the_run(wan):
+    outputs, reports = {}, {}
+    for reuse in REUSE_STRATEGIES:
+        samples, _, report = adaptive(wan, steps=30, threshold=0.1, max_skip_steps=3, reuse=reuse)
+        assert report["reuse"] == reuse and report["totals"]["reused_steps"] > 0
+        assert torch.isfinite(samples).all()
+        outputs[reuse], reports[reuse] = samples, report["totals"]
+    assert not torch.equal(outputs["hold"], outputs["linear"])
+    # the random tiny model's predictions are far from smooth: the parabola may always fall back to the line
+    lagrange = reports["lagrange"]
+    assert (not torch.equal(outputs["linear"], outputs["lagrange"])
+            or lagrange["reuse_fallbacks"] == lagrange["full_run_network_calls"] - lagrange["network_calls"])
 
 
 def test_nan_latent_makes_next_step_compute(wan):

@@ -33,7 +33,7 @@ def workflow(threshold=0.05, sampler="euler", steps=20, seed=3):
         "5": {"class_type": "AdaptiveDiffusionKSampler", "inputs": {
             "model": ["1", 0], "seed": seed, "steps": steps, "cfg": 2.0, "sampler_name": sampler, "scheduler": "simple",
             "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0,
-            "threshold": threshold, "max_skip_steps": 4, "warmup_steps": 4}},
+            "threshold": threshold, "max_skip_steps": 4, "warmup_steps": 4, "reuse": "linear"}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 1], "filename_prefix": "skip_map"}},
     }
 
@@ -49,9 +49,9 @@ def test_object_info_lists_nodes_with_widgets_and_tooltips(server):
             assert spec[1].get("tooltip"), (node_id, name)
     core = list(info["KSampler"]["input"]["required"])
     ours = list(info["AdaptiveDiffusionKSampler"]["input"]["required"])
-    assert ours == core + ["threshold", "max_skip_steps", "warmup_steps"]
+    assert ours == core + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
     advanced = list(info["AdaptiveDiffusionKSamplerAdvanced"]["input"]["required"])
-    assert advanced == list(info["KSamplerAdvanced"]["input"]["required"]) + ["threshold", "max_skip_steps", "warmup_steps"]
+    assert advanced == list(info["KSamplerAdvanced"]["input"]["required"]) + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
     threshold = info["AdaptiveDiffusionKSampler"]["input"]["required"]["threshold"][1]
     assert threshold["default"] == 0.01 and threshold["min"] == 0.0 and threshold["max"] == 1.0
 
@@ -83,7 +83,7 @@ def test_two_sampler_nodes_in_one_workflow(server):
 
 
 @pytest.mark.parametrize("widget,value", [("threshold", -0.1), ("threshold", math.nan), ("threshold", 1.5),
-                                          ("max_skip_steps", -1), ("warmup_steps", -3)])
+                                          ("max_skip_steps", -1), ("warmup_steps", -3), ("reuse", "cubic")])
 def test_invalid_widget_rejected_at_queue_time_naming_it(server, widget, value):
     prompt = workflow()
     prompt["5"]["inputs"][widget] = value

@@ -1,0 +1,117 @@
+"""What a skipped step reuses: hold vs linear vs lagrange, against the SADA and ZEUS baselines.
+
+    .runtime/venv/bin/python bench/reuse.py            # about 25 minutes on one core
+    .runtime/venv/bin/python bench/reuse.py --quick    # 4 pairs, euler 50 only
+
+Same harness as bench/quality.py (real ComfyUI samplers on the trained demo model, forward passes
+counted, quality against the full run of the same prompt and seed). Writes docs/bench/reuse/:
+runs.csv, summary.json, tables.md (PSNR at equal network calls, interpolated along each method's
+curve) and pareto_<sampler>_<steps>.png.
+"""
+import argparse
+import csv
+import json
+import math
+import pathlib
+import statistics
+import sys
+import time
+from collections import defaultdict
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import methods  # noqa: E402  (imports ComfyUI)
+import plot  # noqa: E402
+import quality  # noqa: E402
+
+from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
+from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES  # noqa: E402
+
+THRESHOLDS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
+SPEEDUPS = [1.5, 2.0, 2.5, 3.0]
+
+
+def configurations(model):
+    out = [(f"ours {reuse}", f"δ={t}", methods.ours(model, t, 4, reuse=reuse))
+           for reuse in REUSE_STRATEGIES for t in THRESHOLDS]
+    out += [("SADA (step-level)", f"τ={t} skips={k}", methods.sada(model, t, k))
+            for t, k in ((0.5, 1), (1.0, 1), (1.5, 1), (3.0, 1), (1.0, 2), (3.0, 2))]
+    out += [("ZEUS", f"interval={k}", methods.zeus(model, k)) for k in (2, 3, 4)]
+    return out
+
+
+def at_equal_calls(points, speedup):
+    """PSNR of a method at this call ratio, linearly interpolated between its two nearest settings."""
+    points = sorted(points)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= speedup <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (speedup - x0) / (x1 - x0)
+    return math.nan
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", type=pathlib.Path, default=methods.REPO / "docs" / "bench" / "reuse")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    bench = quality.Bench()
+    prompts = demo_space.PROMPTS[:2] if args.quick else demo_space.PROMPTS
+    pairs = [(p, s) for p in prompts for s in ((0, 1) if args.quick else (0, 1, 2, 3))]
+    plan = [("euler", 50)] if args.quick else [
+        (s, n) for n in (50, 25, 15) for s in ("euler", "ddim", "dpmpp_2m", "uni_pc")]
+
+    rows, started = [], time.time()
+    for i, (sampler, steps) in enumerate(plan):
+        for method, params, patcher in configurations(bench.model):
+            for prompt, seed in pairs:
+                rows.append(bench.measure(method, params, patcher, prompt, seed, sampler, steps))
+        print(f"[{i + 1}/{len(plan)}] {sampler} {steps} steps, {len(rows)} runs, {time.time() - started:.0f}s",
+              flush=True)
+
+    with open(args.out / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "skipped_steps": " ".join(map(str, row["skipped_steps"]))})
+
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["sampler"], row["steps"], row["method"], row["params"])].append(row)
+    summary = [{"sampler": s, "steps": n, "method": m, "params": p,
+                "speedup": statistics.mean(r["full_calls"] for r in g) / statistics.mean(r["calls"] for r in g),
+                "psnr": statistics.mean(min(r["psnr"], 100.0) for r in g),
+                "ssim": statistics.mean(r["ssim"] for r in g),
+                "latent_rel_l2": statistics.mean(r["latent_rel_l2"] for r in g)}
+               for (s, n, m, p), g in groups.items()]
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+    lines = [f"# Reuse strategies vs SADA / ZEUS on the demo model ({len(pairs)} prompt x seed pairs)", "",
+             "PSNR (dB) vs the full run at equal network calls (fewer calls x), interpolated along each "
+             "method's sweep; '-' where the method's sweep does not reach that ratio.", ""]
+    for sampler, steps in plan:
+        curves = defaultdict(list)
+        for s in summary:
+            if (s["sampler"], s["steps"]) == (sampler, steps):
+                curves[s["method"]].append((s["speedup"], s["psnr"]))
+        lines += [f"## {sampler}, {steps} steps", "",
+                  "| method | " + " | ".join(f"{x}x" for x in SPEEDUPS) + " | fastest setting |",
+                  "|---|" + "---|" * (len(SPEEDUPS) + 1)]
+        for method, points in sorted(curves.items()):
+            cells = [at_equal_calls(points, x) for x in SPEEDUPS]
+            fastest = max(points)
+            lines.append(f"| {method} | " + " | ".join("-" if math.isnan(c) else f"{c:.2f}" for c in cells)
+                         + f" | {fastest[0]:.2f}x @ {fastest[1]:.2f} dB |")
+        lines.append("")
+        plot.chart(sorted(curves.items()), f"{sampler}, {steps} steps, demo model: reuse strategies",
+                   "fewer network calls (x)", "PSNR vs full run (dB)", args.out / f"pareto_{sampler}_{steps}.png")
+    lines.append(f"{len(rows)} runs in {time.time() - started:.0f} s; "
+                 f"reproduce: .runtime/venv/bin/python bench/reuse.py")
+    (args.out / "tables.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""The reuse strategies on analytic trajectories (adaptive_core alone, no ComfyUI)."""
+import pytest
+import torch
+
+import runtime
+
+runtime.import_extension()
+from adaptive_diffusion.adaptive_core import AdaptiveRun, NoisePredictionCache, SkipConfig  # noqa: E402
+from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES  # noqa: E402
+
+# exact in float32: AdaptiveRun reads σ back from the device as float32, as ComfyUI's sigmas are
+SIGMAS = [i / 32 for i in range(32, -1, -1)]
+SHAPE = (2, 4, 6, 6)
+
+
+def polynomial_derivative(degree, seed=0):
+    """d(σ) = a + b σ + c σ² (up to ``degree``): a network whose noise prediction is exactly polynomial in σ."""
+    g = torch.Generator().manual_seed(seed)
+    coefficients = [torch.randn(SHAPE, generator=g, dtype=torch.float64) * scale
+                    for scale in (1.0, 0.3, 0.1)[:degree + 1]]
+    return lambda sigma: sum(c * sigma ** i for i, c in enumerate(coefficients))
+
+
+def euler(derivative_at, config, record=None):
+    """Euler's method through AdaptiveRun, as ComfyUI's sampler would call it; returns the last latent."""
+    run = AdaptiveRun(config, SIGMAS)
+    x = torch.ones(SHAPE, dtype=torch.float64)
+    for sigma, next_sigma in zip(SIGMAS, SIGMAS[1:]):
+        s = torch.full((SHAPE[0],), sigma, dtype=torch.float64)
+        denoised = run(x, s, lambda: x - sigma * derivative_at(sigma))
+        x = x + (next_sigma - sigma) * (x - denoised) / sigma
+    report = run.finish()
+    if record is not None:
+        record.append(report)
+    return x
+
+
+@pytest.mark.parametrize("strategy, degree", [("linear", 1), ("lagrange", 1), ("lagrange", 2)])
+def test_extrapolation_reproduces_the_full_run_where_it_is_exact(strategy, degree):
+    derivative_at = polynomial_derivative(degree)
+    full = euler(derivative_at, SkipConfig(threshold=0.0))
+    reports = []
+    skipped = euler(derivative_at, SkipConfig(threshold=0.5, max_skip_steps=4, reuse=strategy), reports)
+    held = euler(derivative_at, SkipConfig(threshold=0.5, max_skip_steps=4, reuse="hold"))
+    assert reports[0].calls_skipped >= 20  # most steps reused, so the equality below means something
+    assert reports[0].reuse_fallbacks == 0
+    torch.testing.assert_close(skipped, full, rtol=1e-12, atol=1e-12)
+    assert (held - full).abs().max() > 1e-3
+
+
+def test_linear_is_not_exact_for_a_quadratic_trajectory():
+    derivative_at = polynomial_derivative(2)
+    full = euler(derivative_at, SkipConfig(threshold=0.0))
+    linear = euler(derivative_at, SkipConfig(threshold=0.5, max_skip_steps=4, reuse="linear"))
+    assert (linear - full).abs().max() > 1e-6
+
+
+def _stored(strategy, history):
+    cache = NoisePredictionCache(strategy)
+    x = torch.zeros(SHAPE, dtype=torch.float64)
+    for sigma, value in history:
+        s = torch.full((SHAPE[0],), sigma, dtype=torch.float64)
+        cache.store(x, s, x - sigma * torch.full(SHAPE, value, dtype=torch.float64), sigma)
+    return cache
+
+
+def _rebuilt_derivative(cache, sigma):
+    x = torch.zeros(SHAPE, dtype=torch.float64)
+    return -cache.rebuild(x, torch.full((SHAPE[0],), sigma, dtype=torch.float64), sigma) / sigma
+
+
+def test_unstable_history_falls_back_to_hold():
+    # d jumps from +1 to -1 in one step: the line would predict -3 at σ = 0.7, three times the held value
+    cache = _stored("linear", [(0.9, 1.0), (0.8, -1.0)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 0.7), torch.full(SHAPE, -1.0, dtype=torch.float64))
+    assert cache.fallbacks == 1
+
+
+def test_diverging_second_order_falls_back_to_the_line():
+    # the parabola's term is larger than the line's: the line through the last two is used
+    cache = _stored("lagrange", [(0.9, 1.0), (0.8, 1.5), (0.7, 1.55)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 0.6), torch.full(SHAPE, 1.6, dtype=torch.float64))
+    assert cache.fallbacks == 1
+
+
+def test_non_monotone_history_holds():
+    cache = _stored("lagrange", [(0.5, 1.0), (0.9, 1.1), (0.7, 1.2)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 0.6), torch.full(SHAPE, 1.2, dtype=torch.float64))
+    assert cache.fallbacks == 1
+
+
+def test_repeated_sigma_replaces_instead_of_dividing_by_zero():
+    # Heun's corrector evaluates σ_{k+1}, then the next step evaluates it again
+    cache = _stored("lagrange", [(0.9, 1.0), (0.8, 1.1), (0.8, 1.1), (0.7, 1.2)])
+    assert cache.sigmas == [0.9, 0.8, 0.7]
+    torch.testing.assert_close(_rebuilt_derivative(cache, 0.6), torch.full(SHAPE, 1.3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("strategy", list(REUSE_STRATEGIES))
+def test_memory_bound_is_order_plus_one_latents(strategy):
+    cache = _stored(strategy, [(1.0 - i / 50, float(i)) for i in range(30)])
+    assert len(cache.derivatives) == REUSE_STRATEGIES[strategy] + 1
+    run = AdaptiveRun(SkipConfig(threshold=0.5, reuse=strategy), SIGMAS)
+    derivative_at = polynomial_derivative(1)
+    x = torch.ones(SHAPE, dtype=torch.float64)
+    for sigma, next_sigma in zip(SIGMAS, SIGMAS[1:]):
+        denoised = run(x, torch.full((SHAPE[0],), sigma, dtype=torch.float64), lambda: x - sigma * derivative_at(sigma))
+        assert len(run.cache.derivatives) <= REUSE_STRATEGIES[strategy] + 1
+        x = x + (next_sigma - sigma) * (x - denoised) / sigma
+
+
+def test_reference_quirks_always_hold():
+    config = SkipConfig(reuse="lagrange", reference_quirks=True)
+    assert config.reuse_strategy == "hold"
+    assert AdaptiveRun(config, SIGMAS).cache.order == 0
+
+
+def test_unknown_strategy_is_rejected_naming_the_widget():
+    with pytest.raises(ValueError, match="^reuse must be one of hold, linear, lagrange"):
+        SkipConfig(reuse="cubic")
