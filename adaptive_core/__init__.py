@@ -1,4 +1,5 @@
-"""AdaptiveDiffusion (NeurIPS 2024) as a framework-free library: torch, numpy and Pillow only.
+"""AdaptiveDiffusion (NeurIPS 2024) step skipping and AdaDiff (ECCV 2024) early exit as a
+framework-free library: torch, numpy and Pillow only.
 
 The ComfyUI adapter in ``nodes/`` feeds it one call at a time; nothing here imports ComfyUI.
 """
@@ -10,8 +11,12 @@ from .steps import StepTracker
 from .report import RunReport, StepRecord
 from .run import AdaptiveRun
 from .skip_map import render_skip_map
+from .uncertainty import UncertaintyHeads
+from .early_exit import ExitReport, ExitRun
+from .layer_map import render_layer_map
 
 __all__ = [
     "SkipConfig", "ThirdOrderEstimator", "SkipPolicy", "Decision", "NoisePredictionCache",
     "StepTracker", "RunReport", "StepRecord", "AdaptiveRun", "render_skip_map",
+    "UncertaintyHeads", "ExitReport", "ExitRun", "render_layer_map",
 ]

@@ -2,17 +2,21 @@
 from comfy_api.latest import ComfyExtension
 
 from .demo import AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoPrompt, register_demo_model
+from .early_exit import AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap
 from .ksampler import AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced
 from .model_patch import AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport
+from .sidecar import register_sidecar_folder
 
 NODES = [AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced, AdaptiveDiffusionPatch,
-         AdaptiveDiffusionSkipReport, AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode]
+         AdaptiveDiffusionSkipReport, AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,
+         AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode]
 
 
 class AdaptiveDiffusionExtension(ComfyExtension):
     def __init__(self):
         # ComfyUI 0.3.75 does not call on_load, so the extension's one global set-up happens here.
         register_demo_model()
+        register_sidecar_folder()
 
     async def get_node_list(self):
         return NODES

@@ -15,6 +15,10 @@ def empty_latent(model, batch=1):
     return {"samples": torch.zeros((batch,) + tuple(model.latent_shape[1:]))}
 
 
+def with_patcher(model, patcher):
+    return type(model)(model.name, patcher, model.latent_shape, model.make_cond)
+
+
 def stock(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=None, seed=1, **kw):
     import nodes
     latent = latent or empty_latent(model)

@@ -93,6 +93,7 @@ def test_example_workflow_runs_with_live_strip_and_final_skip_map(page):
     reused = sum(1 for e in events if not e["computed"])
     assert states.count("reused") == reused > 0
     assert f"/{steps} steps computed" in summary.text_content()
+    assert "reuse linear" in summary.text_content()
     assert page.locator(".adaptive-diffusion-cell").nth(steps - 1).get_attribute("title").startswith(f"step {steps - 1}:")
     page.wait_for_function("""async () => {
         const queue = await window.comfyAPI.api.api.getQueue();

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sampling import (AdaptiveDiffusionKSamplerAdvanced, AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport,
-                      adaptive, empty_latent, runs_of_reuse, stock)
+                      adaptive, empty_latent, runs_of_reuse, stock, with_patcher)
 
 from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES
 
@@ -33,10 +33,6 @@ def stock_advanced(model, sampler="euler", scheduler="simple", steps=8, start=0,
 def patched(model, threshold=0.0, max_skip_steps=4, warmup_steps=4, reference_quirks=False, reuse="linear"):
     return AdaptiveDiffusionPatch.execute(model.patcher, threshold, max_skip_steps, warmup_steps, reuse,
                                           reference_quirks).result[0]
-
-
-def with_patcher(model, patcher):
-    return type(model)(model.name, patcher, model.latent_shape, model.make_cond)
 
 
 def assert_identical_when_disabled(model, sampler, scheduler):

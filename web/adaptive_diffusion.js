@@ -79,7 +79,8 @@ class Strip {
     for (const step of report.steps) this.set(step, report.threshold);
     const t = report.totals;
     this.summary.textContent = `${t.computed_steps}/${t.steps} steps computed, ` +
-      `${t.network_calls}/${t.full_run_network_calls} calls (${Number(t.expected_speedup).toFixed(2)}x fewer)` +
+      `${t.network_calls}/${t.full_run_network_calls} calls (${Number(t.expected_speedup).toFixed(2)}x fewer), ` +
+      `reuse ${report.reuse}` +
       (report.notes.length ? ` · ${report.notes.join(" · ")}` : "");
     this.summary.title = report.summary;
   }

@@ -1,0 +1,114 @@
+"""Early exit inside one network call (AdaDiff): per-run state, the decision and the report."""
+import dataclasses
+import json
+
+import torch
+
+from .steps import StepTracker
+from .uncertainty import UncertaintyHeads
+
+
+@dataclasses.dataclass
+class ExitStep:
+    step: int
+    sigma: float
+    calls: int = 0
+    blocks: int = 0  # blocks evaluated over this step's calls
+
+    def as_dict(self, total_blocks):
+        mean = self.blocks / self.calls if self.calls else total_blocks
+        return {"step": self.step, "sigma": self.sigma, "calls": self.calls, "mean_blocks": round(mean, 4),
+                "mean_exit_block": round(mean - 1, 4)}
+
+
+@dataclasses.dataclass
+class ExitReport:
+    threshold: float
+    total_blocks: int
+    schedule_steps: int = 0
+    steps: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+
+    @property
+    def calls(self):
+        return sum(s.calls for s in self.steps)
+
+    @property
+    def blocks_evaluated(self):
+        return sum(s.blocks for s in self.steps)
+
+    @property
+    def block_fraction(self):
+        """Blocks evaluated per block of the full model, over every network forward pass."""
+        full = self.calls * self.total_blocks
+        return self.blocks_evaluated / full if full else 1.0
+
+    def summary(self):
+        line = (f"AdaDiff early exit: {self.blocks_evaluated}/{self.calls * self.total_blocks} blocks evaluated "
+                f"({100 * (1 - self.block_fraction):.1f}% skipped) over {self.calls} forward passes, "
+                f"certainty threshold {self.threshold:g}")
+        return "; ".join([line] + self.notes)
+
+    def as_dict(self):
+        return {
+            "method": "AdaDiff early exit",
+            "threshold": self.threshold,
+            "blocks": self.total_blocks,
+            "steps": [s.as_dict(self.total_blocks) for s in self.steps],
+            "totals": {"forward_passes": self.calls, "blocks_evaluated": self.blocks_evaluated,
+                       "full_blocks": self.calls * self.total_blocks,
+                       "block_fraction": round(self.block_fraction, 4)},
+            "notes": list(self.notes),
+            "summary": self.summary(),
+        }
+
+    def to_json(self):
+        return json.dumps(self.as_dict(), indent=1, ensure_ascii=False)
+
+
+class ExitRun:
+    """State of one sampling run with early exit; one forward pass at a time.
+
+    The adapter calls ``begin(σ)`` before each forward pass, ``after_block(i, hidden)`` after each
+    evaluated block (True = the remaining blocks are skipped), and ``end()`` after the pass. The
+    decision is one per pass for the whole batch (cond and uncond included), as in the reference.
+    It reads one scalar back per evaluated block: the skip itself needs the answer on the host.
+    """
+
+    def __init__(self, heads: UncertaintyHeads, threshold: float, schedule):
+        self.heads, self.threshold = heads, threshold
+        self.tracker = StepTracker(schedule, lookahead=False)
+        self.report = ExitReport(threshold, heads.blocks, len(self.tracker.schedule) - 1)
+        self.sigma = None
+        self.blocks = 0
+        self.exited = False
+
+    @property
+    def enabled(self):
+        return self.threshold <= 1.0
+
+    def begin(self, sigma: torch.Tensor):
+        self.sigma, self.blocks, self.exited = sigma, 0, False
+
+    def after_block(self, block: int, hidden: torch.Tensor) -> bool:
+        self.blocks += 1
+        if self.enabled and block < self.heads.blocks - 1:
+            certainty = self.heads.certainty(block, hidden, self.sigma)
+            self.exited = bool(torch.isfinite(certainty) and certainty >= self.threshold)
+        return self.exited
+
+    def end(self):
+        sigma = float(self.sigma.flatten()[0])
+        step, starts = self.tracker.locate(sigma)
+        if starts or not self.report.steps:
+            self.report.steps.append(ExitStep(step, sigma))
+        record = self.report.steps[-1]
+        record.calls += 1
+        record.blocks += self.blocks
+
+    def finish(self) -> ExitReport:
+        if not self.enabled:
+            self.report.notes.append("no exits: the certainty threshold is above 1")
+        elif self.report.calls and self.report.block_fraction == 1.0:
+            self.report.notes.append(f"no exits: the certainty never reached {self.threshold:g}")
+        return self.report

@@ -1,0 +1,83 @@
+"""AdaDiff's uncertainty estimation modules (UEM) and its training losses (ECCV 2024).
+
+After transformer block i a small head reads the block's hidden state and the noise level and
+predicts, per token, how *certain* an exit there would be (the reference code's convention:
+certainty = 1 - uncertainty). The model's own final head serves every exit, so an exit after
+block i outputs g_i(h_i) = head(h_i).
+"""
+import math
+
+import torch
+from torch import nn
+
+TIME_FEATURES = 8
+
+
+def time_features(sigma: torch.Tensor) -> torch.Tensor:
+    """Sinusoidal features of s = σ/(1+σ), which maps every family's noise range into (0, 1)."""
+    s = (sigma / (1 + sigma)).float().reshape(-1, 1)
+    k = torch.arange(1, TIME_FEATURES // 2 + 1, device=s.device, dtype=s.dtype) * math.pi
+    return torch.cat([torch.sin(k * s), torch.cos(k * s)], dim=1)
+
+
+class UncertaintyHeads(nn.Module):
+    """One per-token linear + sigmoid per block, on the (layer-normed) hidden state plus σ features.
+
+    The layer norm has no parameters; it makes the heads insensitive to the hidden state's scale,
+    which grows with depth in DiTs.
+    """
+
+    def __init__(self, blocks: int, hidden_size: int):
+        super().__init__()
+        self.blocks, self.hidden_size = blocks, hidden_size
+        self.token = nn.ModuleList(nn.Linear(hidden_size, 1) for _ in range(blocks))
+        self.time = nn.ModuleList(nn.Linear(TIME_FEATURES, 1, bias=False) for _ in range(blocks))
+        for layer in self.token:  # start undecided (certainty 0.5 everywhere)
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        for layer in self.time:
+            nn.init.zeros_(layer.weight)
+
+    def forward(self, block: int, hidden: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Per-token certainty (batch, tokens) of exiting after ``block``."""
+        normed = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
+        token = self.token[block](normed).squeeze(-1)
+        time = self.time[block](time_features(sigma).to(hidden.device))
+        return torch.sigmoid(token + time)
+
+    def certainty(self, block, hidden, sigma) -> torch.Tensor:
+        """The exit decision's input: mean certainty over tokens and the whole batch (0-dim)."""
+        return self.forward(block, hidden, sigma).mean()
+
+
+def pseudo_certainty(exit_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The paper's pseudo-label û = tanh|g_i(h_i) - target|, as a certainty 1 - û, per sample
+    (the exit decision uses the mean certainty, so the heads learn the mean)."""
+    error = (exit_output.float() - target.float()).abs().flatten(1).mean(1)
+    return 1 - torch.tanh(error)
+
+
+def adadiff_loss(exit_outputs, certainties, target, train_backbone: bool):
+    """L = L_simple + L_u + L_UAL for one batch.
+
+    exit_outputs: g_i(h_i) for every block i (the last is the full model's output);
+    certainties:  per-sample mean certainty predicted after each block (from detached hidden states);
+    target:       what the network should output (ε or velocity).
+    L_u fits the certainties to the pseudo-labels; L_UAL trains every exit to be good where it is
+    certain, weighting the per-block errors by the normalised certainty (detached, as the reference
+    does, so that it cannot be lowered by shrinking the certainty). Without a trainable backbone
+    only L_u has a gradient, and the pseudo-labels measure each exit against the model's own full
+    output instead of the data: a frozen model's error against the data does not depend on where
+    it exits (at high σ it is large for every block), whether the exit changes the output does.
+    """
+    errors = torch.stack([(g.float() - target.float()).pow(2).flatten(1).mean(1) for g in exit_outputs])
+    reference = target if train_backbone else exit_outputs[-1]
+    labels = torch.stack([pseudo_certainty(g, reference).detach() for g in exit_outputs])
+    predicted = torch.stack(certainties)
+    loss_u = (predicted - labels).pow(2).sum(0).mean()
+    parts = {"u": loss_u}
+    if train_backbone:
+        weights = predicted.detach() / predicted.detach().sum(0, keepdim=True)
+        parts["simple"] = errors[-1].mean()
+        parts["ual"] = (weights * errors).sum(0).mean()
+    return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}

@@ -1,0 +1,172 @@
+"""AdaDiff early exit attached to a ComfyUI model: block-replacement patches plus keyed wrappers.
+
+After each transformer block the patch asks the run whether to exit; once it has, every later
+block returns its input unchanged without running, and the model's own final head turns the
+hidden state into the output. OUTER_SAMPLE owns the run's state (dropped in ``finally``);
+APPLY_MODEL brackets each forward pass (every model family goes through it). Step skipping (patch.py) sits above, at PREDICT_NOISE,
+so a skipped step never reaches these patches: the two compose without knowing of each other.
+"""
+import logging
+
+import comfy.ldm.modules.diffusionmodules.mmdit
+import comfy.ldm.wan.model
+import comfy.model_patcher
+import comfy.patcher_extension
+import folder_paths
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+from ..adaptive_core import ExitReport, ExitRun, render_layer_map
+from .sidecar import FOLDER, check_matches, load_sidecar
+from .widgets import CATEGORY
+
+KEY = "adaptive_diffusion_early_exit"
+RUN_KEY = "adaptive_diffusion_early_exit_run"
+# diffusion model class (and subclasses: Wan 2.1/2.2, VACE, SD3's wrapper) -> attribute holding its
+# transformer blocks; each honours transformer_options["patches_replace"]["dit"][("double_block", i)]
+BLOCK_LISTS = [(comfy.ldm.wan.model.WanModel, "blocks"), (comfy.ldm.modules.diffusionmodules.mmdit.MMDiT, "joint_blocks")]
+
+
+def transformer_blocks(diffusion_model):
+    for family, attribute in BLOCK_LISTS:
+        if isinstance(diffusion_model, family):
+            return getattr(diffusion_model, attribute)
+    raise ValueError(f"early exit supports Wan and SD3 (MMDiT) diffusion models, not {type(diffusion_model).__name__}")
+
+
+class EarlyExitHolder:
+    """Per patched model: the heads, the threshold, and the report of its last run."""
+
+    def __init__(self, heads, threshold):
+        self.heads, self.threshold = heads, threshold
+        self.last_report = None
+
+
+class BlockExit:
+    def __init__(self, block):
+        self.block = block
+
+    def __call__(self, args, extra):
+        run = args["transformer_options"].get(RUN_KEY)
+        if run is not None and run.exited:
+            return {k: args[k] for k in ("img", "txt") if k in args}
+        out = extra["original_block"](args)
+        if run is not None:
+            run.after_block(self.block, out["img"])
+        return out
+
+
+def patch_early_exit(model, heads, threshold, backbone=None):
+    """A clone of ``model`` with early exit; ``backbone`` (a full fine-tune's weights) replaces its own."""
+    blocks = len(transformer_blocks(model.get_model_object("diffusion_model")))
+    if blocks != heads.blocks:
+        raise ValueError(f"the early-exit heads are for {heads.blocks} blocks, the model has {blocks}")
+    model = model.clone()
+    if backbone:
+        model.add_patches({f"diffusion_model.{k}": ("set", (v,)) for k, v in backbone.items()}, 1.0)
+    model.model_options["transformer_options"][KEY] = EarlyExitHolder(heads, threshold)
+    for i in range(blocks):
+        model.set_model_patch_replace(BlockExit(i), "dit", "double_block", i)
+    for wrapper_type, wrapper in ((comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, outer_sample_wrapper),
+                                  (comfy.patcher_extension.WrappersMP.APPLY_MODEL, apply_model_wrapper)):
+        model.remove_wrappers_with_key(wrapper_type, KEY)
+        model.add_wrapper_with_key(wrapper_type, KEY, wrapper)
+    return model
+
+
+def exit_holder_of(model):
+    return model.model_options.get("transformer_options", {}).get(KEY)
+
+
+def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+    guider = executor.class_obj
+    original_options = guider.model_options
+    guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
+    options = guider.model_options["transformer_options"]
+    holder = options[KEY]
+    holder.heads.to(guider.model_patcher.load_device)
+    run = ExitRun(holder.heads, holder.threshold, sigmas.tolist())
+    options[RUN_KEY] = run
+    try:
+        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+    finally:
+        holder.last_report = run.finish()
+        logging.info(holder.last_report.summary())
+        guider.model_options = original_options
+
+
+def apply_model_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},
+                        **kwargs):
+    run = transformer_options.get(RUN_KEY)
+    if run is None:
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+    run.begin(t)
+    try:
+        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+    finally:
+        run.end()
+
+
+class AdaptiveDiffusionEarlyExit(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AdaptiveDiffusionEarlyExit",
+            display_name="Apply AdaDiff Early Exit",
+            category=CATEGORY,
+            description="AdaDiff (ECCV 2024): after each transformer block small trained heads estimate how "
+                        "certain an exit would be; once the mean certainty reaches the threshold the remaining "
+                        "blocks are skipped and the model's own output head is applied. Combines with "
+                        "AdaptiveDiffusion step skipping on the same model.",
+            inputs=[
+                io.Model.Input("model", tooltip="A Wan 2.1 or SD3 (MMDiT) model the sidecar was trained for."),
+                io.Combo.Input("sidecar", options=folder_paths.get_filename_list(FOLDER),
+                               tooltip="Heads trained by scripts/train_early_exit.py for this model, from "
+                                       "models/adaptive_diffusion. A full fine-tune's sidecar also carries the "
+                                       "tuned backbone weights, which replace the model's."),
+                io.Float.Input("threshold", default=0.9, min=0.0, max=2.0, step=0.005,
+                               tooltip="Exit after a block when the heads' mean certainty over the batch is at "
+                                       "least this. Lower exits earlier (faster, less exact); above 1 never exits."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model with early exit.")],
+        )
+
+    @classmethod
+    def execute(cls, model, sidecar, threshold) -> io.NodeOutput:
+        heads, backbone, metadata = load_sidecar(folder_paths.get_full_path_or_raise(FOLDER, sidecar))
+        check_matches(metadata, model.get_model_object("diffusion_model"), sidecar)
+        return io.NodeOutput(patch_early_exit(model, heads, threshold, backbone))
+
+
+class AdaptiveDiffusionLayerMap(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AdaptiveDiffusionLayerMap",
+            display_name="AdaDiff Layer Map",
+            category=CATEGORY,
+            description="The layer map and report of the last run of a model patched by Apply AdaDiff Early Exit.",
+            inputs=[
+                io.Model.Input("model", tooltip="The model with early exit (the output of Apply AdaDiff Early Exit)."),
+                io.Latent.Input("latent", tooltip="The sampler's output latent: makes this node run after it."),
+            ],
+            outputs=[
+                io.Image.Output("layer_map", display_name="layer_map",
+                                tooltip="Per step (columns) the transformer blocks evaluated (filled) and skipped "
+                                        "by the exit (hatched); grey where the step made no network call."),
+                io.String.Output("report", display_name="report",
+                                 tooltip="JSON: per step the mean blocks evaluated; totals: blocks evaluated vs full."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, latent) -> io.NodeOutput:
+        holder = exit_holder_of(model)
+        if holder is None:
+            raise ValueError("AdaDiff Layer Map: the model input is not patched by Apply AdaDiff Early Exit")
+        report = holder.last_report or ExitReport(holder.threshold, holder.heads.blocks,
+                                                  notes=["nothing was sampled yet"])
+        image = np.asarray(render_layer_map(report), dtype=np.float32) / 255.0
+        text = report.to_json()
+        return io.NodeOutput(torch.from_numpy(image)[None], text, ui={"adaptive_diffusion_early_exit": [text]})
