@@ -1,4 +1,5 @@
-"""AdaptiveDiffusion for ComfyUI: training-free step skipping (NeurIPS 2024) as sampler nodes."""
+"""AdaptiveDiffusion for ComfyUI: training-free step skipping (NeurIPS 2024) as sampler nodes, and
+AdaDiff (ECCV 2024) early exit inside the network."""
 WEB_DIRECTORY = "./web"
 
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import runtime  # noqa: E402
 
 runtime.import_comfy()
-runtime.import_extension()
+runtime.load_extension()
 from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E402
 
 from adaptive_diffusion.adaptive_core import NoisePredictionCache, SkipConfig  # noqa: E402

@@ -42,6 +42,11 @@ class EarlyExitHolder:
         self.heads, self.threshold = heads, threshold
         self.last_report = None
 
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone() deep-copies model_options: every clone downstream (LoRA loaders, the
+        # step-skipping patch) must report into this holder, and the heads need not be copied
+        return self
+
 
 class BlockExit:
     def __init__(self, block):
@@ -127,7 +132,10 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
                                        "tuned backbone weights, which replace the model's."),
                 io.Float.Input("threshold", default=0.9, min=0.0, max=2.0, step=0.005,
                                tooltip="Exit after a block when the heads' mean certainty over the batch is at "
-                                       "least this. Lower exits earlier (faster, less exact); above 1 never exits."),
+                                       "least this. Lower exits earlier (faster, less exact); above 1 never exits. "
+                                       "Heads-only sidecars measure closeness to the model's own output (0.9-0.95 "
+                                       "is mild); full fine-tunes, as in the paper, closeness to the data, which "
+                                       "is lower everywhere (try 0.6-0.7)."),
             ],
             outputs=[io.Model.Output(tooltip="The model with early exit.")],
         )

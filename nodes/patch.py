@@ -28,6 +28,11 @@ class AdaptiveDiffusionHolder:
         self.config = config
         self.last_report = None
 
+    def __deepcopy__(self, memo):
+        # ModelPatcher.clone() deep-copies model_options: a clone downstream (a LoRA loader, the
+        # early-exit patch) must still report its runs to the Skip Map node reading this holder
+        return self
+
     def new_run(self, sigmas, sampler, model_sampling) -> AdaptiveRun:
         policy = policy_for(sampler)
         schedule = sigmas.tolist()

@@ -173,10 +173,38 @@ def demo_model(g):
     g.connect(decode, 0, picture, "images")
 
 
+def demo_model_early_exit(g):
+    """AdaDiff early exit inside each network call and AdaptiveDiffusion step skipping on one model."""
+    unet = g.add("UNETLoader", (0, 0), unet_name="demo_wan21.safetensors", weight_dtype="default")
+    early_exit = g.add("AdaptiveDiffusionEarlyExit", (0, 160), sidecar="demo_wan21_uem_full.safetensors",
+                       threshold=0.9)
+    g.connect(unet, 0, early_exit, "model")
+    positive = g.add("AdaptiveDiffusionDemoPrompt", (0, 320), prompt="a ring")
+    negative = g.add("AdaptiveDiffusionDemoPrompt", (0, 460), prompt="(empty)")
+    latent = g.add("EmptyHunyuanLatentVideo", (0, 600), width=64, height=64, length=1, batch_size=1)
+    sampler = g.add("AdaptiveDiffusionKSampler", (360, 0), seed=1, steps=50, cfg=3.0, sampler_name="euler",
+                    scheduler="simple", denoise=1.0, threshold=0.02, max_skip_steps=4, warmup_steps=4, reuse="linear")
+    for source, name in ((early_exit, "model"), (positive, "positive"), (negative, "negative"),
+                         (latent, "latent_image")):
+        g.connect(source, 0, sampler, name)
+    layer_map = g.add("AdaptiveDiffusionLayerMap", (720, 320))
+    g.connect(early_exit, 0, layer_map, "model")
+    g.connect(sampler, 0, layer_map, "latent")
+    for source, output, position, prefix in ((sampler, "skip_map", (1080, 320), "skip_map"),
+                                             (layer_map, "layer_map", (1080, 640), "layer_map")):
+        save = g.add("SaveImage", position, filename_prefix=prefix)
+        g.connect(source, output, save, "images")
+    decode = g.add("AdaptiveDiffusionDemoDecode", (720, 0), scale=4)
+    g.connect(sampler, 0, decode, "samples")
+    picture = g.add("SaveImage", (1080, 0), filename_prefix="picture")
+    g.connect(decode, 0, picture, "images")
+
+
 WORKFLOWS = {"sd15_txt2img": (sd15_txt2img, False), "sdxl_txt2img": (sdxl_txt2img, False),
              "sd15_img2img": (sd15_img2img, False), "sd15_hires_fix": (sd15_hires_fix, False),
              "flux_patch_sampler_custom_advanced": (flux_patch_custom_advanced, False),
-             "wan21_text_to_video": (wan21_t2v, False), "demo_model_adaptive_ksampler": (demo_model, True)}
+             "wan21_text_to_video": (wan21_t2v, False), "demo_model_adaptive_ksampler": (demo_model, True),
+             "demo_model_early_exit_and_step_skipping": (demo_model_early_exit, False)}
 
 
 def build(object_info):

@@ -167,7 +167,8 @@ def train(args):
         print(f"stopped at step {step}/{args.steps}; go on with --resume")
         return history
     info = {"model": args.model.name, "mode": args.mode, "steps": step, "seed": args.seed, "batch": args.batch,
-            "data": "adaptive_core/demo_space.py", "objective": "L_u" + (" + L_simple + L_UAL" if train_backbone else "")}
+            "data": "adaptive_core/demo_space.py", "objective": "L_u" + (" + L_simple + L_UAL" if train_backbone else ""),
+            "certainty_labels": "closeness to the data" if train_backbone else "closeness to the model's own output"}
     save_sidecar(args.out, heads, trained_for, info, diffusion_model.state_dict() if train_backbone else None)
     print(f"wrote {args.out} ({time.time() - start:.0f}s)")
     return history

@@ -16,7 +16,7 @@ def pytest_configure(config):
 def comfy():
     """ComfyUI's nodes module, with this extension imported as the package ComfyUI would load."""
     nodes = runtime.import_comfy()
-    runtime.import_extension()
+    runtime.load_extension()
     return nodes
 
 

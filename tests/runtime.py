@@ -3,6 +3,7 @@
 The ComfyUI checkout is COMFYUI_PATH when set (a user's own install), else the pinned copy that
 scripts/install_runtime.sh unpacks into .runtime/ComfyUI.
 """
+import asyncio
 import importlib.util
 import os
 import pathlib
@@ -40,3 +41,11 @@ def import_extension():
     sys.modules[PACKAGE] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_extension():
+    """The extension as ComfyUI loads it: imported, then its entry point run (which registers the
+    bundled demo model and sidecars with folder_paths). Needs import_comfy() first."""
+    package = import_extension()
+    asyncio.run(package.comfy_entrypoint())
+    return package

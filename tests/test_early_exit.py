@@ -172,3 +172,19 @@ def test_trainer_resumes_to_the_same_result(tmp_path):
     a = load_sidecar(straight / "uem.safetensors")[0].state_dict()
     b = load_sidecar(resumed / "uem.safetensors")[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_non_finite_hidden_state_never_exits():
+    from adaptive_diffusion.adaptive_core import ExitRun, render_layer_map
+    heads = UncertaintyHeads(3, 8)
+    with torch.no_grad():
+        for layer in heads.token:
+            layer.bias.fill_(20.0)  # certain everywhere
+    run = ExitRun(heads, 0.9, [1.0, 0.5, 0.0])
+    run.begin(torch.tensor([1.0]))
+    assert run.after_block(0, torch.full((1, 4, 8), float("nan"))) is False
+    assert run.after_block(1, torch.ones(1, 4, 8)) is True
+    run.end()
+    report = run.finish()
+    assert report.blocks_evaluated == 2 and report.schedule_steps == 2
+    assert render_layer_map(report).size[0] >= 420

@@ -73,5 +73,5 @@ def test_example_validates(server, object_info, path):
     status, body = server.post_prompt(ui_to_api(workflow, object_info))
     assert status == 200, body  # ComfyUI's own validation passed; the tiny stand-in models may then fail to load
     entry = server.wait_for(body["prompt_id"], raise_on_error=False)
-    if path.stem == "demo_model_adaptive_ksampler":
-        assert entry["status"]["status_str"] == "success"
+    if path.stem.startswith("demo_model"):  # the real bundled model: these run to the end
+        assert entry["status"]["status_str"] == "success", entry["status"]

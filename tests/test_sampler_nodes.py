@@ -165,6 +165,15 @@ def test_patched_model_reused_gives_identical_runs_and_separate_reports(wan):
     assert json.loads(first_report[1])["totals"]["reused_steps"] > 0
 
 
+def test_skip_report_sees_runs_of_clones_made_downstream(comfy, wan):
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    holder_model = patched(wan, threshold=0.1, max_skip_steps=3)
+    downstream = ModelSamplingSD3().patch(holder_model, 5.0)[0]  # clones, as LoRA loaders do
+    stock(with_patcher(wan, downstream), steps=20)
+    report = json.loads(AdaptiveDiffusionSkipReport.execute(holder_model, {"samples": None}).result[1])
+    assert len(report["steps"]) == 20 and report["totals"]["reused_steps"] > 0
+
+
 def test_skip_report_rejects_unpatched_model(wan):
     with pytest.raises(ValueError, match="not patched"):
         AdaptiveDiffusionSkipReport.execute(wan.patcher, {"samples": torch.zeros(1)})

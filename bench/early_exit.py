@@ -1,0 +1,150 @@
+"""AdaDiff early exit on the demo model: blocks evaluated, compute, wall time and quality, alone
+and combined with AdaptiveDiffusion step skipping.
+
+    .runtime/venv/bin/python bench/early_exit.py     # about 10 minutes on one core
+
+Sidecars: assets/early_exit/demo_wan21_uem_{heads,full}.safetensors (scripts/train_early_exit.py).
+Quality against the full run of the same prompt and seed (PSNR, SSIM of the decoded pictures),
+of the heads-only exits against the original model and of the fine-tuned model's exits against
+the fine-tuned model without exits; and against the data: Fréchet distance of a small classifier's
+features (bench/classifier.py, trained here on the demo data set) between 64 samples and 512
+data pictures, and the share of samples it recognises as their prompt. Compute counts transformer
+blocks (embeddings and the output head, a few % of a block here, are left out). Wall time:
+interleaved repeats, medians. Writes docs/bench/early_exit/{runs.csv,summary.json,tables.md,
+tradeoff.png}.
+"""
+import csv
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import methods  # noqa: E402  (imports ComfyUI and this extension)
+import classifier  # noqa: E402
+import metrics  # noqa: E402
+import plot  # noqa: E402
+import quality  # noqa: E402
+
+from adaptive_diffusion.adaptive_core import SkipConfig, demo_space  # noqa: E402
+from adaptive_diffusion.nodes.early_exit import AdaptiveDiffusionEarlyExit, exit_holder_of  # noqa: E402
+from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
+
+OUT = methods.REPO / "docs" / "bench" / "early_exit"
+SAMPLER, STEPS = "euler", 50
+HEADS, FULL = "demo_wan21_uem_heads.safetensors", "demo_wan21_uem_full.safetensors"
+# the heads-only sidecar's certainty is closeness to the model's own output, the full fine-tune's
+# closeness to the data (the paper's labels), which no exit reaches at high certainty
+HEADS_THRESHOLDS = [0.9, 0.8, 0.75, 0.7, 0.65, 0.6]
+FULL_THRESHOLDS = [0.7, 0.65, 0.6, 0.55, 0.5, 0.45]
+SKIP_THRESHOLDS = [0.01, 0.02, 0.05]
+REFERENCE_METHODS = {"original": "original", "fine-tuned": "fine-tuned, no exit"}
+
+
+def early_exit(model, sidecar, threshold):
+    return AdaptiveDiffusionEarlyExit.execute(model, sidecar, threshold).result[0]
+
+
+def configurations(model):
+    out = [(REFERENCE_METHODS["original"], "", "original", model),
+           (REFERENCE_METHODS["fine-tuned"], "", "fine-tuned", early_exit(model, FULL, 1.01))]
+    out += [("heads-only exit", f"τ={t}", "original", early_exit(model, HEADS, t)) for t in HEADS_THRESHOLDS]
+    out += [("fine-tuned exit", f"τ={t}", "fine-tuned", early_exit(model, FULL, t)) for t in FULL_THRESHOLDS]
+    out += [("step skipping (linear)", f"δ={d}", "original", methods.ours(model, d, 4, reuse="linear"))
+            for d in SKIP_THRESHOLDS]
+    out += [("heads-only exit + step skipping", f"τ={t} δ={d}", "original",
+             patch_model(early_exit(model, HEADS, t), SkipConfig(d, 4, 4, reuse="linear"))[0])
+            for t in (0.75,) for d in SKIP_THRESHOLDS]
+    out += [("fine-tuned exit + step skipping", f"τ={t} δ={d}", "fine-tuned",
+             patch_model(early_exit(model, FULL, t), SkipConfig(d, 4, 4, reuse="linear"))[0])
+            for t in (0.6, 0.55) for d in SKIP_THRESHOLDS]
+    return out
+
+
+def wall_ratio(bench, patcher, reference, repeats=9):
+    """Median wall time of this configuration over its reference's, interleaved on one pair."""
+    times = {id(patcher): [], id(reference): []}
+    for _ in range(repeats):
+        for p in (reference, patcher):
+            times[id(p)].append(bench.sample(p, demo_space.PROMPTS[0], 0, SAMPLER, STEPS)[2])
+    return statistics.median(times[id(patcher)]) / statistics.median(times[id(reference)])
+
+
+def main():
+    torch.set_num_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    recogniser, accuracy, data_features = classifier.train()
+    print(f"classifier: {accuracy:.3f} accuracy on data pictures ({time.time() - started:.0f}s)", flush=True)
+    bench = quality.Bench()
+    pairs = [(p, s) for p in demo_space.PROMPTS for s in range(8)]
+    configs = configurations(bench.model)
+    references = {against: patcher for method, _, against, patcher in configs if method == REFERENCE_METHODS[against]}
+    outputs, rows, summary, full_calls = {}, [], [], {}
+    for method, params, against, patcher in configs:
+        pictures, labels = [], []
+        for prompt, seed in pairs:
+            latent, calls, seconds, skip_report = bench.sample(patcher, prompt, seed, SAMPLER, STEPS)
+            full_calls.setdefault((prompt, seed), calls)  # the first configuration is the original model
+            holder = exit_holder_of(patcher)
+            exit_report = holder.last_report if holder else None
+            picture = bench.picture(latent)
+            outputs[(method, params, prompt, seed)] = picture
+            reference = outputs.get((REFERENCE_METHODS[against], "", prompt, seed), picture)
+            blocks = exit_report.block_fraction if exit_report else 1.0
+            rows.append({"method": method, "params": params, "against": against, "prompt": prompt, "seed": seed,
+                         "calls": calls, "block_fraction": blocks,
+                         "compute": calls * blocks / full_calls[(prompt, seed)],
+                         "psnr": min(metrics.psnr(reference, picture), 100.0), "ssim": metrics.ssim(reference, picture)})
+            pictures.append(picture)
+            labels.append(demo_space.PROMPTS.index(prompt))
+        with torch.no_grad():
+            batch = torch.cat(pictures)
+            features = recogniser.features(batch).double()
+            recognised = float((recogniser(batch).argmax(1) == torch.tensor(labels)).float().mean())
+        group = [r for r in rows if (r["method"], r["params"]) == (method, params)]
+        summary_row = {"method": method, "params": params, "against": against,
+                       "block_fraction": statistics.mean(r["block_fraction"] for r in group),
+                       "compute": statistics.mean(r["compute"] for r in group),
+                       "psnr": statistics.mean(r["psnr"] for r in group),
+                       "ssim": statistics.mean(r["ssim"] for r in group),
+                       "fd_data": classifier.frechet_distance(features, data_features),
+                       "recognised": recognised}
+        summary.append(summary_row)
+        print(f"{method} {params}: blocks {summary_row['block_fraction']:.3f} compute {summary_row['compute']:.3f} "
+              f"PSNR {summary_row['psnr']:.2f} FD {summary_row['fd_data']:.3f} ({time.time() - started:.0f}s)", flush=True)
+
+    for s, (_, _, against, patcher) in zip(summary, configs):
+        s["wall_ratio"] = wall_ratio(bench, patcher, references[against])
+    with open(OUT / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    (OUT / "summary.json").write_text(json.dumps({"classifier_accuracy": accuracy, "rows": summary}, indent=1))
+    lines = [f"# AdaDiff early exit on the demo model ({len(pairs)} prompt x seed pairs, {SAMPLER} {STEPS} steps, cfg 3)",
+             "", f"Classifier accuracy on data pictures: {accuracy:.3f}. FD: Fréchet distance of its features to 512 "
+             "data pictures (lower is better). Compute: transformer blocks evaluated per block of a full run. "
+             "PSNR/SSIM against the reference named in 'vs'.", "",
+             "| method | params | vs | blocks evaluated | compute | wall time | PSNR dB | SSIM | FD to data | recognised |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['method']} | {s['params']} | {s['against']} | {100 * s['block_fraction']:.1f}% | "
+                     f"{s['compute']:.3f} ({1 / s['compute']:.2f}x less) | {s['wall_ratio']:.3f} | {s['psnr']:.2f} | "
+                     f"{s['ssim']:.4f} | {s['fd_data']:.3f} | {100 * s['recognised']:.0f}% |")
+    lines.append("")
+    lines.append(f"Reproduce: .runtime/venv/bin/python bench/early_exit.py ({time.time() - started:.0f} s)")
+    (OUT / "tables.md").write_text("\n".join(lines) + "\n")
+    series = {}
+    for s in summary:
+        if s["params"]:
+            series.setdefault(s["method"], []).append((1 / s["compute"], s["psnr"]))
+    plot.chart(sorted(series.items()), "demo model, euler 50: quality vs compute", "less compute (x, blocks)",
+               "PSNR vs reference (dB)", OUT / "tradeoff.png")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
