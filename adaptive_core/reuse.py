@@ -1,6 +1,6 @@
 import torch
 
-# Strategy name -> polynomial order of the extrapolation in σ (how many real calls it remembers - 1).
+# Strategy name -> polynomial order of the extrapolation (how many real calls it remembers - 1).
 REUSE_STRATEGIES = {"hold": 0, "linear": 1, "lagrange": 2}
 # An extrapolation that moves the prediction by more than this fraction of its size is not trusted.
 MAX_CORRECTION = 0.5
@@ -14,14 +14,16 @@ class NoisePredictionCache:
     the velocity for flow models). A skipped call at (x_t, σ_t) returns D_t = x_t - σ_t·d̂, where d̂ is
 
     - ``hold`` (order 0, the paper): d of the last real call;
-    - ``linear`` (order 1): the line through the last two real calls' d, evaluated at σ_t;
-    - ``lagrange`` (order 2): the parabola through the last three, evaluated at σ_t.
+    - ``linear`` (order 1): the line through the last two real calls' d, evaluated at the
+      skipped call's time;
+    - ``lagrange`` (order 2): the parabola through the last three.
 
-    σ is the variable because d is the ODE's derivative dx/dσ in every k-diffusion sampler's own
-    time; docs/benchmark.md compares it with log σ and the step index. A higher order is used only
-    when each added term is smaller than the one before (a converging series) and the first-order
-    term moves d by at most MAX_CORRECTION of its size; otherwise the next lower order is used
-    (counted in ``fallbacks``). The checks run on the device: no read-back.
+    The time ``at`` is the call's position on the run's schedule in steps (StepTracker.position):
+    the schedule is the sampler's own time grid, and along it d varies more evenly than in σ or
+    log σ (bench/extrapolation.py measures all three). A higher order is used only when each
+    added term is smaller than the one before (a converging series) and the first-order term moves
+    d by at most MAX_CORRECTION of its size; otherwise the next lower order is used (counted in
+    ``fallbacks``). The checks run on the device: no read-back.
 
     Holds order + 1 latent-sized tensors between calls; returning the stale D instead would be a
     different, worse approximation.
@@ -29,20 +31,20 @@ class NoisePredictionCache:
 
     def __init__(self, strategy: str = "hold"):
         self.order = REUSE_STRATEGIES[strategy]
-        self.sigmas = []  # host floats of the remembered real calls, oldest first
+        self.times = []  # schedule positions (host floats) of the remembered real calls, oldest first
         self.derivatives = []
         self.host_fallbacks = 0
         self.device_fallbacks = None
 
     def store(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor, at: float):
-        """Only for σ > 0 (``at`` is σ on the host): at σ = 0 the derivative is undefined."""
-        if self.sigmas and self.sigmas[-1] == at:
+        """Only for σ > 0: at σ = 0 the derivative is undefined."""
+        if self.times and self.times[-1] == at:
             # a multi-call sampler evaluating the same σ again (Heun's corrector, then the next step)
-            self.sigmas.pop()
+            self.times.pop()
             self.derivatives.pop()
-        self.sigmas.append(at)
+        self.times.append(at)
         self.derivatives.append(((x - denoised) / _broadcast(sigma, x)).detach())
-        del self.sigmas[:-(self.order + 1)], self.derivatives[:-(self.order + 1)]
+        del self.times[:-(self.order + 1)], self.derivatives[:-(self.order + 1)]
 
     def finite(self) -> torch.Tensor:
         """Whether everything remembered is usable, as a 0-dim tensor (not read back here)."""
@@ -56,14 +58,14 @@ class NoisePredictionCache:
 
     def extrapolate(self, at: float) -> torch.Tensor:
         held = self.derivatives[-1]
-        usable = len(self.sigmas)
-        decreasing = all(a > b for a, b in zip(self.sigmas, self.sigmas[1:])) and at < self.sigmas[-1]
-        if not decreasing or usable < self.order + 1:
+        usable = len(self.times)
+        forward = all(a < b for a, b in zip(self.times, self.times[1:])) and at > self.times[-1]
+        if not forward or usable < self.order + 1:
             self.host_fallbacks += self.order > 0
-            usable = usable if decreasing else 1
+            usable = usable if forward else 1
         prediction, lower, accepted, limit = held, held, None, MAX_CORRECTION * held.norm()
         for points in range(2, usable + 1):
-            candidate = _lagrange(self.sigmas[-points:], self.derivatives[-points:], at)
+            candidate = _lagrange(self.times[-points:], self.derivatives[-points:], at)
             change = (candidate - lower).norm()
             ok = change <= limit
             accepted = ok if accepted is None else accepted & ok
@@ -81,7 +83,7 @@ class NoisePredictionCache:
         return self.host_fallbacks + device
 
     def clear(self):
-        self.sigmas, self.derivatives = [], []
+        self.times, self.derivatives = [], []
 
 
 def _lagrange(nodes, values, at):

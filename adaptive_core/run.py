@@ -76,12 +76,12 @@ class AdaptiveRun:
         record.calls += 1
         if reuse:
             self.report.calls_skipped += 1
-            return self.cache.rebuild(x, sigma, sigma_value)
+            return self.cache.rebuild(x, sigma, self.tracker.position(sigma_value))
 
         self.report.calls_made += 1
         denoised = predict()
         if sigma_value > 0 and self.skipping:
-            self.cache.store(x, sigma, denoised, sigma_value)
+            self.cache.store(x, sigma, denoised, self.tracker.position(sigma_value))
             self.cache_finite = self.cache.finite()
         return denoised
 

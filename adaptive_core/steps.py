@@ -32,6 +32,15 @@ class StepTracker:
             self.step = index
         return self.step, starts
 
+    def position(self, sigma: float) -> float:
+        """Where σ lies on the schedule, in steps: i at schedule[i], linear in σ in between (the
+        intermediate calls of multi-call samplers). The first match wins on repeated sigmas."""
+        s = self.schedule
+        for i in range(len(s) - 1):
+            if s[i] >= sigma >= s[i + 1] and s[i] != s[i + 1]:
+                return i + (s[i] - sigma) / (s[i] - s[i + 1])
+        return float(len(s) - 1) if sigma <= s[-1] else 0.0
+
     def _index(self, sigma, first):
         for i in range(first, len(self.schedule)):
             if math.isclose(self.schedule[i], sigma, rel_tol=1e-5, abs_tol=1e-9):

@@ -20,14 +20,14 @@ from adaptive_diffusion.adaptive_core.reuse import NoisePredictionCache, _broadc
 
 
 class History(NoisePredictionCache):
-    """The last three real calls: σ, derivative d and denoised x0."""
+    """The last three real calls: schedule position, derivative d and denoised x0."""
 
     def __init__(self):
         super().__init__("lagrange")
         self.denoised = []
 
     def store(self, x, sigma, denoised, at):
-        if self.sigmas and self.sigmas[-1] == at:
+        if self.times and self.times[-1] == at:
             self.denoised.pop()
         super().store(x, sigma, denoised, at)
         self.denoised = (self.denoised + [denoised.detach()])[-3:]
@@ -35,9 +35,9 @@ class History(NoisePredictionCache):
 
 class SadaCache(History):
     def rebuild(self, x, sigma, at):
-        if len(self.sigmas) < 3:
+        if len(self.times) < 3:
             return x - _broadcast(sigma, x) * self.derivatives[-1]
-        return _lagrange(self.sigmas, self.denoised, at)
+        return _lagrange(self.times, self.denoised, at)
 
 
 class SadaPolicy:

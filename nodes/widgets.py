@@ -25,7 +25,7 @@ def skip_inputs():
                              "actually sampled). The estimator needs four latents, so step 3 is the earliest skip."),
         io.Combo.Input("reuse", options=list(REUSE_STRATEGIES), default=DEFAULTS.reuse,
                        tooltip="What a skipped step uses in place of the network's noise prediction. hold: the "
-                               "last one (the paper). linear / lagrange: extrapolated in σ from the last 2 / 3 "
+                               "last one (the paper). linear / lagrange: extrapolated along the schedule from the last 2 / 3 "
                                "real calls, falling back to a lower order when the history is unstable; they "
                                "keep 2 / 3 latent-sized tensors instead of 1 and make no extra network calls."),
     ]

@@ -177,7 +177,7 @@ def demo_model_early_exit(g):
     """AdaDiff early exit inside each network call and AdaptiveDiffusion step skipping on one model."""
     unet = g.add("UNETLoader", (0, 0), unet_name="demo_wan21.safetensors", weight_dtype="default")
     early_exit = g.add("AdaptiveDiffusionEarlyExit", (0, 160), sidecar="demo_wan21_uem_full.safetensors",
-                       threshold=0.9)
+                       threshold=0.65)
     g.connect(unet, 0, early_exit, "model")
     positive = g.add("AdaptiveDiffusionDemoPrompt", (0, 320), prompt="a ring")
     negative = g.add("AdaptiveDiffusionDemoPrompt", (0, 460), prompt="(empty)")

@@ -84,9 +84,9 @@ def test_reuse_rebuilds_denoised_from_noise_prediction():
     cache = NoisePredictionCache()
     x, eps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     sigma = torch.tensor([3.0, 3.0])
-    cache.store(x, sigma, x - 3.0 * eps, 3.0)
+    cache.store(x, sigma, x - 3.0 * eps, 0.0)
     x_next = torch.randn(2, 4, 8, 8)
-    rebuilt = cache.rebuild(x_next, torch.tensor([2.0, 2.0]), 2.0)
+    rebuilt = cache.rebuild(x_next, torch.tensor([2.0, 2.0]), 1.0)
     torch.testing.assert_close(rebuilt, x_next - 2.0 * eps)
 
 

@@ -5,7 +5,7 @@ import torch
 import runtime
 
 runtime.import_extension()
-from adaptive_diffusion.adaptive_core import AdaptiveRun, NoisePredictionCache, SkipConfig  # noqa: E402
+from adaptive_diffusion.adaptive_core import AdaptiveRun, NoisePredictionCache, SkipConfig, StepTracker  # noqa: E402
 from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES  # noqa: E402
 
 # exact in float32: AdaptiveRun reads σ back from the device as float32, as ComfyUI's sigmas are
@@ -14,7 +14,8 @@ SHAPE = (2, 4, 6, 6)
 
 
 def polynomial_derivative(degree, seed=0):
-    """d(σ) = a + b σ + c σ² (up to ``degree``): a network whose noise prediction is exactly polynomial in σ."""
+    """d(σ) = a + b σ + c σ² (up to ``degree``): a network whose noise prediction is exactly polynomial in σ,
+    and so in the schedule position, which is affine in σ on the uniform schedule below."""
     g = torch.Generator().manual_seed(seed)
     coefficients = [torch.randn(SHAPE, generator=g, dtype=torch.float64) * scale
                     for scale in (1.0, 0.3, 0.1)[:degree + 1]]
@@ -56,49 +57,54 @@ def test_linear_is_not_exact_for_a_quadratic_trajectory():
 
 
 def _stored(strategy, history):
+    """A cache that saw real calls at these (schedule position, constant derivative value); σ = 1."""
     cache = NoisePredictionCache(strategy)
-    x = torch.zeros(SHAPE, dtype=torch.float64)
-    for sigma, value in history:
-        s = torch.full((SHAPE[0],), sigma, dtype=torch.float64)
-        cache.store(x, s, x - sigma * torch.full(SHAPE, value, dtype=torch.float64), sigma)
+    x, sigma = torch.zeros(SHAPE, dtype=torch.float64), torch.ones(SHAPE[0], dtype=torch.float64)
+    for at, value in history:
+        cache.store(x, sigma, x - torch.full(SHAPE, value, dtype=torch.float64), at)
     return cache
 
 
-def _rebuilt_derivative(cache, sigma):
+def _rebuilt_derivative(cache, at):
     x = torch.zeros(SHAPE, dtype=torch.float64)
-    return -cache.rebuild(x, torch.full((SHAPE[0],), sigma, dtype=torch.float64), sigma) / sigma
+    return -cache.rebuild(x, torch.ones(SHAPE[0], dtype=torch.float64), at)
 
 
 def test_unstable_history_falls_back_to_hold():
-    # d jumps from +1 to -1 in one step: the line would predict -3 at σ = 0.7, three times the held value
-    cache = _stored("linear", [(0.9, 1.0), (0.8, -1.0)])
-    torch.testing.assert_close(_rebuilt_derivative(cache, 0.7), torch.full(SHAPE, -1.0, dtype=torch.float64))
+    # d jumps from +1 to -1 in one step: the line would predict -3 a step later, three times the held value
+    cache = _stored("linear", [(1, 1.0), (2, -1.0)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 3), torch.full(SHAPE, -1.0, dtype=torch.float64))
     assert cache.fallbacks == 1
 
 
 def test_diverging_second_order_falls_back_to_the_line():
     # the parabola's term is larger than the line's: the line through the last two is used
-    cache = _stored("lagrange", [(0.9, 1.0), (0.8, 1.5), (0.7, 1.55)])
-    torch.testing.assert_close(_rebuilt_derivative(cache, 0.6), torch.full(SHAPE, 1.6, dtype=torch.float64))
+    cache = _stored("lagrange", [(1, 1.0), (2, 1.5), (3, 1.55)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 4), torch.full(SHAPE, 1.6, dtype=torch.float64))
     assert cache.fallbacks == 1
 
 
-def test_non_monotone_history_holds():
-    cache = _stored("lagrange", [(0.5, 1.0), (0.9, 1.1), (0.7, 1.2)])
-    torch.testing.assert_close(_rebuilt_derivative(cache, 0.6), torch.full(SHAPE, 1.2, dtype=torch.float64))
+def test_history_out_of_sampling_order_holds():
+    cache = _stored("lagrange", [(3, 1.0), (1, 1.1), (2, 1.2)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 4), torch.full(SHAPE, 1.2, dtype=torch.float64))
     assert cache.fallbacks == 1
 
 
-def test_repeated_sigma_replaces_instead_of_dividing_by_zero():
+def test_repeated_position_replaces_instead_of_dividing_by_zero():
     # Heun's corrector evaluates σ_{k+1}, then the next step evaluates it again
-    cache = _stored("lagrange", [(0.9, 1.0), (0.8, 1.1), (0.8, 1.1), (0.7, 1.2)])
-    assert cache.sigmas == [0.9, 0.8, 0.7]
-    torch.testing.assert_close(_rebuilt_derivative(cache, 0.6), torch.full(SHAPE, 1.3, dtype=torch.float64))
+    cache = _stored("lagrange", [(1, 1.0), (2, 1.1), (2, 1.1), (3, 1.2)])
+    assert cache.times == [1, 2, 3]
+    torch.testing.assert_close(_rebuilt_derivative(cache, 4), torch.full(SHAPE, 1.3, dtype=torch.float64))
+
+
+def test_schedule_position_is_fractional_between_schedule_sigmas():
+    tracker = StepTracker([1.0, 0.5, 0.1, 0.0], lookahead=False)
+    assert [tracker.position(s) for s in (1.0, 0.75, 0.5, 0.3, 0.1, 0.0)] == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
 
 
 @pytest.mark.parametrize("strategy", list(REUSE_STRATEGIES))
 def test_memory_bound_is_order_plus_one_latents(strategy):
-    cache = _stored(strategy, [(1.0 - i / 50, float(i)) for i in range(30)])
+    cache = _stored(strategy, [(i, float(i)) for i in range(30)])
     assert len(cache.derivatives) == REUSE_STRATEGIES[strategy] + 1
     run = AdaptiveRun(SkipConfig(threshold=0.5, reuse=strategy), SIGMAS)
     derivative_at = polynomial_derivative(1)

@@ -14,7 +14,7 @@ from comfy_server import ComfyServer  # noqa: E402
 pytestmark = pytest.mark.slow
 HELPERS = runtime.REPO / "tests" / "helper_nodes" / "adaptive_diffusion_test_helpers"
 NODE_IDS = ["AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch",
-            "AdaptiveDiffusionSkipReport"]
+            "AdaptiveDiffusionSkipReport", "AdaptiveDiffusionEarlyExit", "AdaptiveDiffusionLayerMap"]
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,9 @@ def test_object_info_lists_nodes_with_widgets_and_tooltips(server):
     assert ours == core + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
     advanced = list(info["AdaptiveDiffusionKSamplerAdvanced"]["input"]["required"])
     assert advanced == list(info["KSamplerAdvanced"]["input"]["required"]) + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
+    # the bundled sidecars are listed through the folder the extension registers
+    sidecars = info["AdaptiveDiffusionEarlyExit"]["input"]["required"]["sidecar"][0]
+    assert {"demo_wan21_uem_heads.safetensors", "demo_wan21_uem_full.safetensors"} <= set(sidecars)
     threshold = info["AdaptiveDiffusionKSampler"]["input"]["required"]["threshold"][1]
     assert threshold["default"] == 0.01 and threshold["min"] == 0.0 and threshold["max"] == 1.0
 
