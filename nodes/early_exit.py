@@ -141,6 +141,13 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, sidecar):
+        # ComfyUI 0.3.75 does not check V3 combo values at queue time
+        if sidecar not in folder_paths.get_filename_list(FOLDER):
+            return f"sidecar {sidecar!r} is not in models/{FOLDER} (train one with scripts/train_early_exit.py)"
+        return True
+
+    @classmethod
     def execute(cls, model, sidecar, threshold) -> io.NodeOutput:
         heads, backbone, metadata = load_sidecar(folder_paths.get_full_path_or_raise(FOLDER, sidecar))
         check_matches(metadata, model.get_model_object("diffusion_model"), sidecar)

@@ -52,8 +52,8 @@ class AdaptiveDiffusionKSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps):
-        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps)
+    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps, reuse):
+        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse)
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
@@ -84,8 +84,8 @@ class AdaptiveDiffusionKSamplerAdvanced(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps):
-        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps)
+    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps, reuse):
+        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse)
 
     @classmethod
     def execute(cls, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,

@@ -25,8 +25,8 @@ class AdaptiveDiffusionPatch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps):
-        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps)
+    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps, reuse):
+        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse)
 
     @classmethod
     def execute(cls, model, threshold, max_skip_steps, warmup_steps, reuse, reference_quirks=False) -> io.NodeOutput:

@@ -42,8 +42,9 @@ def skip_outputs():
     ]
 
 
-def validate_skip_inputs(threshold, max_skip_steps, warmup_steps):
-    problems = validate(threshold, max_skip_steps, warmup_steps)
+def validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse):
+    # ComfyUI 0.3.75 does not check V3 combo values at queue time, so reuse is checked here too
+    problems = validate(threshold, max_skip_steps, warmup_steps, reuse)
     return "; ".join(problems) if problems else True
 
 

@@ -53,7 +53,7 @@ def test_object_info_lists_nodes_with_widgets_and_tooltips(server):
     advanced = list(info["AdaptiveDiffusionKSamplerAdvanced"]["input"]["required"])
     assert advanced == list(info["KSamplerAdvanced"]["input"]["required"]) + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
     # the bundled sidecars are listed through the folder the extension registers
-    sidecars = info["AdaptiveDiffusionEarlyExit"]["input"]["required"]["sidecar"][0]
+    sidecars = info["AdaptiveDiffusionEarlyExit"]["input"]["required"]["sidecar"][1]["options"]
     assert {"demo_wan21_uem_heads.safetensors", "demo_wan21_uem_full.safetensors"} <= set(sidecars)
     threshold = info["AdaptiveDiffusionKSampler"]["input"]["required"]["threshold"][1]
     assert threshold["default"] == 0.01 and threshold["min"] == 0.0 and threshold["max"] == 1.0
@@ -94,3 +94,13 @@ def test_invalid_widget_rejected_at_queue_time_naming_it(server, widget, value):
     assert status == 400
     errors = body["node_errors"]["5"]["errors"]
     assert any(widget in json.dumps(e) for e in errors), errors
+
+
+def test_unknown_sidecar_rejected_at_queue_time_naming_it(server):
+    prompt = workflow()
+    prompt["9"] = {"class_type": "AdaptiveDiffusionEarlyExit",
+                   "inputs": {"model": ["1", 0], "sidecar": "missing.safetensors", "threshold": 0.9}}
+    prompt["5"]["inputs"]["model"] = ["9", 0]
+    status, body = server.post_prompt(prompt)
+    assert status == 400
+    assert any("sidecar" in json.dumps(e) for e in body["node_errors"]["9"]["errors"])
