@@ -2,6 +2,8 @@
 
     .runtime/venv/bin/python bench/reuse.py            # about 25 minutes on one core
     .runtime/venv/bin/python bench/reuse.py --quick    # 4 pairs, euler 50 only
+    .runtime/venv/bin/python bench/reuse.py --plan euler:50 dpmpp_2m:50 --thresholds 0.001 0.002 0.003 0.005 \
+        --out docs/bench/reuse/low_thresholds              # the low-skip end, where SADA sits
 
 Same harness as bench/quality.py (real ComfyUI samplers on the trained demo model, forward passes
 counted, quality against the full run of the same prompt and seed). Writes docs/bench/reuse/:
@@ -32,9 +34,9 @@ THRESHOLDS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
 SPEEDUPS = [1.5, 2.0, 2.5, 3.0]
 
 
-def configurations(model):
+def configurations(model, thresholds):
     out = [(f"ours {reuse}", f"δ={t}", methods.ours(model, t, 4, reuse=reuse))
-           for reuse in REUSE_STRATEGIES for t in THRESHOLDS]
+           for reuse in REUSE_STRATEGIES for t in thresholds]
     out += [("SADA (step-level)", f"τ={t} skips={k}", methods.sada(model, t, k))
             for t, k in ((0.5, 1), (1.0, 1), (1.5, 1), (3.0, 1), (1.0, 2), (3.0, 2))]
     out += [("ZEUS", f"interval={k}", methods.zeus(model, k)) for k in (2, 3, 4)]
@@ -54,6 +56,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=pathlib.Path, default=methods.REPO / "docs" / "bench" / "reuse")
+    parser.add_argument("--plan", nargs="+", help="sampler:steps pairs (default: 4 samplers x 50/25/15 steps)")
+    parser.add_argument("--thresholds", type=float, nargs="+", default=THRESHOLDS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -62,10 +66,12 @@ def main():
     pairs = [(p, s) for p in prompts for s in ((0, 1) if args.quick else (0, 1, 2, 3))]
     plan = [("euler", 50)] if args.quick else [
         (s, n) for n in (50, 25, 15) for s in ("euler", "ddim", "dpmpp_2m", "uni_pc")]
+    if args.plan:
+        plan = [(item.split(":")[0], int(item.split(":")[1])) for item in args.plan]
 
     rows, started = [], time.time()
     for i, (sampler, steps) in enumerate(plan):
-        for method, params, patcher in configurations(bench.model):
+        for method, params, patcher in configurations(bench.model, args.thresholds):
             for prompt, seed in pairs:
                 rows.append(bench.measure(method, params, patcher, prompt, seed, sampler, steps))
         print(f"[{i + 1}/{len(plan)}] {sampler} {steps} steps, {len(rows)} runs, {time.time() - started:.0f}s",
@@ -108,7 +114,7 @@ def main():
         plot.chart(sorted(curves.items()), f"{sampler}, {steps} steps, demo model: reuse strategies",
                    "fewer network calls (x)", "PSNR vs full run (dB)", args.out / f"pareto_{sampler}_{steps}.png")
     lines.append(f"{len(rows)} runs in {time.time() - started:.0f} s; "
-                 f"reproduce: .runtime/venv/bin/python bench/reuse.py")
+                 f"reproduce: .runtime/venv/bin/python bench/reuse.py {' '.join(sys.argv[1:])}")
     (args.out / "tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
