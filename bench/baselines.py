@@ -87,15 +87,16 @@ class ZeusCache(History):
         return x - _broadcast(sigma, x) * prediction
 
 
-class ZeusPolicy:
-    """After warm-up, one real call then ``interval - 1`` skipped steps, repeated."""
+class EveryKth:
+    """Fixed-interval reuse: after warm-up, call the network on every k-th step only (ZEUS's
+    schedule, and the plain fixed-interval baseline)."""
 
-    def __init__(self, interval, warmup_steps=4):
-        self.interval, self.warmup_steps = interval, warmup_steps
+    def __init__(self, k, warmup_steps=4):
+        self.k, self.warmup_steps = k, warmup_steps
 
     def decide(self, step, value):
-        compute = step < self.warmup_steps or (step - self.warmup_steps) % self.interval == 0
-        return Decision(compute, "zeus")
+        compute = step < self.warmup_steps or (step - self.warmup_steps) % self.k == 0
+        return Decision(compute, "interval")
 
     def overrule(self, decision):
         pass
@@ -103,6 +104,6 @@ class ZeusPolicy:
 
 def zeus(interval):
     def parts():
-        return ZeusPolicy(interval), ZeusCache()
+        return EveryKth(interval), ZeusCache()
     return parts
 

@@ -45,20 +45,6 @@ class StaleDenoised(NoisePredictionCache):
         return self.derivatives[-1]
 
 
-class EveryKth:
-    """Fixed-interval reuse: after warm-up, call the network on every k-th step only."""
-
-    def __init__(self, k, warmup_steps=4):
-        self.k, self.warmup_steps = k, warmup_steps
-
-    def decide(self, step, value):
-        compute = step < self.warmup_steps or (step - self.warmup_steps) % self.k == 0
-        return Decision(compute, "interval")
-
-    def overrule(self, decision):
-        pass
-
-
 class Forced:
     """A given set of steps reuses, every other step computes: the greedy oracle's paths."""
 
@@ -92,7 +78,7 @@ def stale_x0(model, threshold, max_skip_steps=4):
 
 def fixed_interval(model, k):
     # threshold > 0 only keeps the run's bookkeeping on; the policy alone decides
-    return patch_model(model, SkipConfig(1.0, 1000), _holder(policy=lambda: EveryKth(k)))[0]
+    return patch_model(model, SkipConfig(1.0, 1000), _holder(policy=lambda: baselines.EveryKth(k)))[0]
 
 
 def forced(model, skipped):

@@ -88,6 +88,27 @@ class Bench:
         }
 
 
+def save_runs(rows, out, csv_name):
+    """The runs as a CSV and their means per (sampler, steps, method, params) as summary.json."""
+    with open(out / csv_name, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "skipped_steps": " ".join(map(str, row["skipped_steps"]))})
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["sampler"], row["steps"], row["method"], row["params"])].append(row)
+    summary = [{"sampler": sampler, "steps": steps, "method": method, "params": params,
+                "calls": statistics.mean(r["calls"] for r in group),
+                "full_calls": statistics.mean(r["full_calls"] for r in group),
+                "psnr": statistics.mean(min(r["psnr"], 100.0) for r in group),
+                "ssim": statistics.mean(r["ssim"] for r in group),
+                "latent_rel_l2": statistics.mean(r["latent_rel_l2"] for r in group)}
+               for (sampler, steps, method, params), group in groups.items()]
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 def configurations(model, steps, sweep):
     """(method, params, patched model, steps to sample) for one sampler and step count."""
     thresholds = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2] if sweep else [DEFAULT_THRESHOLD, 0.05]
@@ -148,26 +169,7 @@ def main():
         print(f"[{i + 1}/{len(plan)}] {sampler} {steps} steps done, {len(rows)} runs, {time.time() - started:.0f}s",
               flush=True)
 
-    with open(args.out / "quality.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "skipped_steps": " ".join(map(str, row["skipped_steps"]))})
-
-    groups = defaultdict(list)
-    for row in rows:
-        groups[(row["sampler"], row["steps"], row["method"], row["params"])].append(row)
-    summary = []
-    for (sampler, steps, method, params), group in groups.items():
-        summary.append({
-            "sampler": sampler, "steps": steps, "method": method, "params": params,
-            "calls": statistics.mean(r["calls"] for r in group),
-            "full_calls": statistics.mean(r["full_calls"] for r in group),
-            "psnr": statistics.mean(min(r["psnr"], 100.0) for r in group),
-            "ssim": statistics.mean(r["ssim"] for r in group),
-            "latent_rel_l2": statistics.mean(r["latent_rel_l2"] for r in group),
-        })
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary = save_runs(rows, args.out, "quality.csv")
 
     for sampler in sorted({s["sampler"] for s in summary if s["steps"] == 50}):
         by_method = defaultdict(list)

@@ -11,11 +11,8 @@ runs.csv, summary.json, tables.md (PSNR at equal network calls, interpolated alo
 curve) and pareto_<sampler>_<steps>.png.
 """
 import argparse
-import csv
-import json
 import math
 import pathlib
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -77,22 +74,7 @@ def main():
         print(f"[{i + 1}/{len(plan)}] {sampler} {steps} steps, {len(rows)} runs, {time.time() - started:.0f}s",
               flush=True)
 
-    with open(args.out / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "skipped_steps": " ".join(map(str, row["skipped_steps"]))})
-
-    groups = defaultdict(list)
-    for row in rows:
-        groups[(row["sampler"], row["steps"], row["method"], row["params"])].append(row)
-    summary = [{"sampler": s, "steps": n, "method": m, "params": p,
-                "speedup": statistics.mean(r["full_calls"] for r in g) / statistics.mean(r["calls"] for r in g),
-                "psnr": statistics.mean(min(r["psnr"], 100.0) for r in g),
-                "ssim": statistics.mean(r["ssim"] for r in g),
-                "latent_rel_l2": statistics.mean(r["latent_rel_l2"] for r in g)}
-               for (s, n, m, p), g in groups.items()]
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary = quality.save_runs(rows, args.out, "runs.csv")
 
     lines = [f"# Reuse strategies vs SADA / ZEUS on the demo model ({len(pairs)} prompt x seed pairs)", "",
              "PSNR (dB) vs the full run at equal network calls (fewer calls x), interpolated along each "
@@ -101,7 +83,7 @@ def main():
         curves = defaultdict(list)
         for s in summary:
             if (s["sampler"], s["steps"]) == (sampler, steps):
-                curves[s["method"]].append((s["speedup"], s["psnr"]))
+                curves[s["method"]].append((s["full_calls"] / s["calls"], s["psnr"]))
         lines += [f"## {sampler}, {steps} steps", "",
                   "| method | " + " | ".join(f"{x}x" for x in SPEEDUPS) + " | fastest setting |",
                   "|---|" + "---|" * (len(SPEEDUPS) + 1)]

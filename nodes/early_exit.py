@@ -10,7 +10,6 @@ import logging
 
 import comfy.ldm.modules.diffusionmodules.mmdit
 import comfy.ldm.wan.model
-import comfy.model_patcher
 import comfy.patcher_extension
 import folder_paths
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from comfy_api.latest import io
 
 from ..adaptive_core import ExitReport, ExitRun, render_layer_map
+from .run_scope import SharedHolder, run_options
 from .sidecar import FOLDER, check_matches, load_sidecar
 from .widgets import CATEGORY
 
@@ -35,17 +35,11 @@ def transformer_blocks(diffusion_model):
     raise ValueError(f"early exit supports Wan and SD3 (MMDiT) diffusion models, not {type(diffusion_model).__name__}")
 
 
-class EarlyExitHolder:
+class EarlyExitHolder(SharedHolder):
     """Per patched model: the heads, the threshold, and the report of its last run."""
 
     def __init__(self, heads, threshold):
         self.heads, self.threshold = heads, threshold
-        self.last_report = None
-
-    def __deepcopy__(self, memo):
-        # ModelPatcher.clone() deep-copies model_options: every clone downstream (LoRA loaders, the
-        # step-skipping patch) must report into this holder, and the heads need not be copied
-        return self
 
 
 class BlockExit:
@@ -86,19 +80,16 @@ def exit_holder_of(model):
 
 def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
     guider = executor.class_obj
-    original_options = guider.model_options
-    guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
-    options = guider.model_options["transformer_options"]
-    holder = options[KEY]
-    holder.heads.to(guider.model_patcher.load_device)
-    run = ExitRun(holder.heads, holder.threshold, sigmas.tolist())
-    options[RUN_KEY] = run
-    try:
-        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
-    finally:
-        holder.last_report = run.finish()
-        logging.info(holder.last_report.summary())
-        guider.model_options = original_options
+    with run_options(guider) as options:
+        holder = options[KEY]
+        holder.heads.to(guider.model_patcher.load_device)
+        run = ExitRun(holder.heads, holder.threshold, sigmas.tolist())
+        options[RUN_KEY] = run
+        try:
+            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            holder.last_report = run.finish()
+            logging.info(holder.last_report.summary())
 
 
 def apply_model_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},

@@ -8,11 +8,11 @@ there saves every forward pass of that step.
 import logging
 import time
 
-import comfy.model_patcher
 import comfy.patcher_extension
 
 from ..adaptive_core import AdaptiveRun, RunReport, SkipConfig
 from .events import step_sender
+from .run_scope import SharedHolder, run_options
 from .sampler_policy import policy_for
 
 KEY = "adaptive_diffusion"
@@ -21,17 +21,11 @@ RUN_KEY = "adaptive_diffusion_run"
 OTHER_CACHES = {"easycache": "EasyCache/LazyCache"}
 
 
-class AdaptiveDiffusionHolder:
+class AdaptiveDiffusionHolder(SharedHolder):
     """Per patched model: the configuration, how to start a run, and the report of its last run."""
 
     def __init__(self, config: SkipConfig):
         self.config = config
-        self.last_report = None
-
-    def __deepcopy__(self, memo):
-        # ModelPatcher.clone() deep-copies model_options: a clone downstream (a LoRA loader, the
-        # early-exit patch) must still report its runs to the Skip Map node reading this holder
-        return self
 
     def new_run(self, sigmas, sampler, model_sampling) -> AdaptiveRun:
         policy = policy_for(sampler)
@@ -63,23 +57,20 @@ def holder_of(model):
 
 def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
     guider = executor.class_obj
-    original_options = guider.model_options
-    guider.model_options = comfy.model_patcher.create_model_options_clone(original_options)
-    options = guider.model_options["transformer_options"]
-    holder = options[KEY]
-    run = holder.new_run(sigmas, sampler, guider.model_patcher.get_model_object("model_sampling"))
-    for key, name in OTHER_CACHES.items():
-        if key in options:
-            run.report.notes.append(f"stacked with {name}: both skip work, their errors add up")
-    options[RUN_KEY] = run
-    start = time.perf_counter()
-    try:
-        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
-    finally:
-        holder.last_report = run.finish()
-        holder.last_report.seconds = time.perf_counter() - start
-        logging.info(holder.last_report.summary())
-        guider.model_options = original_options
+    with run_options(guider) as options:
+        holder = options[KEY]
+        run = holder.new_run(sigmas, sampler, guider.model_patcher.get_model_object("model_sampling"))
+        for key, name in OTHER_CACHES.items():
+            if key in options:
+                run.report.notes.append(f"stacked with {name}: both skip work, their errors add up")
+        options[RUN_KEY] = run
+        start = time.perf_counter()
+        try:
+            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        finally:
+            holder.last_report = run.finish()
+            holder.last_report.seconds = time.perf_counter() - start
+            logging.info(holder.last_report.summary())
 
 
 def predict_noise_wrapper(executor, x, timestep, model_options, seed=None):
