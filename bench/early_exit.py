@@ -1,7 +1,7 @@
 """AdaDiff early exit on the demo model: blocks evaluated, compute, wall time and quality, alone
 and combined with AdaptiveDiffusion step skipping.
 
-    .runtime/venv/bin/python bench/early_exit.py     # about 10 minutes on one core
+    .runtime/0.33.0/venv/bin/python bench/early_exit.py     # about 10 minutes on one core
 
 Sidecars: assets/early_exit/demo_wan21_uem_{heads,full}.safetensors (scripts/train_early_exit.py).
 Quality against the full run of the same prompt and seed (PSNR, SSIM of the decoded pictures),
@@ -135,7 +135,7 @@ def main():
                      f"{s['compute']:.3f} ({1 / s['compute']:.2f}x less) | {s['wall_ratio']:.3f} | {s['psnr']:.2f} | "
                      f"{s['ssim']:.4f} | {s['fd_data']:.3f} | {100 * s['recognised']:.0f}% |")
     lines.append("")
-    lines.append(f"Reproduce: .runtime/venv/bin/python bench/early_exit.py ({time.time() - started:.0f} s)")
+    lines.append(f"Reproduce: .runtime/0.33.0/venv/bin/python bench/early_exit.py ({time.time() - started:.0f} s)")
     (OUT / "tables.md").write_text("\n".join(lines) + "\n")
     series = {}
     for s in summary:

@@ -1,6 +1,6 @@
 """How far each exit is from the full model, and what the heads say about it, per noise level.
 
-    .runtime/venv/bin/python bench/exit_error.py     # about a minute
+    .runtime/0.33.0/venv/bin/python bench/exit_error.py     # about a minute
 
 For 64 noised data samples of the demo model at each σ, with each bundled sidecar: the mean
 certainty after every block, and the mean absolute difference between the exit's output (the
@@ -47,7 +47,7 @@ def main():
                          for i, (h, o) in enumerate(zip(hidden, outputs))]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines += ["", "Cells: mean certainty / mean |exit output - full output|.", ""]
-    lines.append("Reproduce: .runtime/venv/bin/python bench/exit_error.py")
+    lines.append("Reproduce: .runtime/0.33.0/venv/bin/python bench/exit_error.py")
     (REPO / "docs" / "bench" / "early_exit" / "exit_error.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -1,7 +1,7 @@
 """Which variable to extrapolate the noise prediction in: the error of predicting a step's
 denoised output from earlier real calls, along full runs of the demo model.
 
-    .runtime/venv/bin/python bench/extrapolation.py     # about a minute
+    .runtime/0.33.0/venv/bin/python bench/extrapolation.py     # about a minute
 
 For every step k of a full 50-step run and a distance h, the derivative d (velocity here) of the
 last 1, 2 or 3 real calls ending at step k - h is extrapolated to σ_k in σ, log σ or the step
@@ -63,7 +63,7 @@ def main():
                         prediction = x[k] - sigmas[k] * _lagrange([t[i] for i in points], [d[i] for i in points], t[k])
                         errors[order].append(float((prediction - denoised[k]).norm() / denoised[k].norm()))
             lines.append(f"| {name} | {h} | " + " | ".join(f"{statistics.mean(e):.4f}" for e in errors.values()) + " |")
-    lines += ["", "Reproduce: .runtime/venv/bin/python bench/extrapolation.py"]
+    lines += ["", "Reproduce: .runtime/0.33.0/venv/bin/python bench/extrapolation.py"]
     out = methods.REPO / "docs" / "bench" / "reuse" / "extrapolation_error.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

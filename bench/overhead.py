@@ -4,7 +4,7 @@ Per sampler, interleaved runs of three arms on the same seed: core KSampler (sto
 with threshold 0 (the bookkeeping alone), and with skipping on. Reports medians, the ratios to
 stock, and the estimator's own per-step cost on latents of realistic sizes.
 
-    .runtime/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --samplers euler dpmpp_2m ...]
+    .runtime/0.33.0/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --samplers euler dpmpp_2m ...]
 """
 import argparse
 import json

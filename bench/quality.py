@@ -1,7 +1,7 @@
 """Quality vs network calls on the trained demo model, for every method side by side.
 
-    .runtime/venv/bin/python bench/quality.py            # about 30 minutes on 2 cores
-    .runtime/venv/bin/python bench/quality.py --quick    # a smoke run: 2 pairs, euler only
+    .runtime/0.33.0/venv/bin/python bench/quality.py            # about 30 minutes on 2 cores
+    .runtime/0.33.0/venv/bin/python bench/quality.py --quick    # a smoke run: 2 pairs, euler only
 
 Everything runs through the real ComfyUI runtime (its loader, samplers, schedulers, CFG and
 EasyCache/LazyCache nodes) on assets/demo_wan21.safetensors. Quality is measured against the

@@ -1,6 +1,6 @@
 """Turns bench/quality.py's results into docs/bench/summary.md and the per-prompt figure.
 
-    .runtime/venv/bin/python bench/report.py
+    .runtime/0.33.0/venv/bin/python bench/report.py
 """
 import csv
 import json
@@ -58,7 +58,7 @@ def main():
     summary = json.loads((OUT / "summary.json").read_text())
     oracle = json.loads((OUT / "oracle.json").read_text())
     parts = ["# Benchmark: demo model, quality vs network calls", "",
-             "Made by `.runtime/venv/bin/python bench/quality.py && .runtime/venv/bin/python bench/report.py`; "
+             "Made by `.runtime/0.33.0/venv/bin/python bench/quality.py && .runtime/0.33.0/venv/bin/python bench/report.py`; "
              "raw rows in `quality.csv`. Means over all prompt x seed pairs; quality against the full run of "
              "the same prompt and seed.", ""]
     for sampler, steps in sorted({(s["sampler"], s["steps"]) for s in summary}, key=lambda k: (-k[1], k[0])):

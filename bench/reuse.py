@@ -1,8 +1,8 @@
 """What a skipped step reuses: hold vs linear vs lagrange, against the SADA and ZEUS baselines.
 
-    .runtime/venv/bin/python bench/reuse.py            # about 25 minutes on one core
-    .runtime/venv/bin/python bench/reuse.py --quick    # 4 pairs, euler 50 only
-    .runtime/venv/bin/python bench/reuse.py --plan euler:50 dpmpp_2m:50 --thresholds 0.001 0.002 0.003 0.005 \
+    .runtime/0.33.0/venv/bin/python bench/reuse.py            # about 25 minutes on one core
+    .runtime/0.33.0/venv/bin/python bench/reuse.py --quick    # 4 pairs, euler 50 only
+    .runtime/0.33.0/venv/bin/python bench/reuse.py --plan euler:50 dpmpp_2m:50 --thresholds 0.001 0.002 0.003 0.005 \
         --out docs/bench/reuse/low_thresholds              # the low-skip end, where SADA sits
 
 Same harness as bench/quality.py (real ComfyUI samplers on the trained demo model, forward passes
@@ -96,7 +96,7 @@ def main():
         plot.chart(sorted(curves.items()), f"{sampler}, {steps} steps, demo model: reuse strategies",
                    "fewer network calls (x)", "PSNR vs full run (dB)", args.out / f"pareto_{sampler}_{steps}.png")
     lines.append(f"{len(rows)} runs in {time.time() - started:.0f} s; "
-                 f"reproduce: .runtime/venv/bin/python bench/reuse.py {' '.join(sys.argv[1:])}")
+                 f"reproduce: .runtime/0.33.0/venv/bin/python bench/reuse.py {' '.join(sys.argv[1:])}")
     (args.out / "tables.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

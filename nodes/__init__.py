@@ -14,7 +14,8 @@ NODES = [AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced, AdaptiveD
 
 class AdaptiveDiffusionExtension(ComfyExtension):
     def __init__(self):
-        # ComfyUI 0.3.75 does not call on_load, so the extension's one global set-up happens here.
+        # on_load is called from ComfyUI 0.33 on, not by 0.3.75 (the oldest we support), so the
+        # extension's one global set-up happens here.
         register_demo_model()
         register_sidecar_folder()
 

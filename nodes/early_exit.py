@@ -29,6 +29,11 @@ BLOCK_LISTS = [(comfy.ldm.wan.model.WanModel, "blocks"), (comfy.ldm.modules.diff
 
 
 def transformer_blocks(diffusion_model):
+    if hasattr(diffusion_model, "init_kv_caches"):
+        # CausalWanModel passes isinstance(WanModel), but its autoregressive mode (the ar_video
+        # sampler) runs its blocks directly, so the exit patches would silently never fire.
+        raise ValueError(f"early exit does not support the causal/autoregressive Wan model "
+                         f"({type(diffusion_model).__name__}): its AR mode ignores block patches")
     for family, attribute in BLOCK_LISTS:
         if isinstance(diffusion_model, family):
             return getattr(diffusion_model, attribute)
@@ -99,9 +104,14 @@ def apply_model_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
     run.begin(t)
     try:
-        return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+        out = executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
     finally:
         run.end()
+    if run.blocks == 0:
+        raise RuntimeError(f"early exit: {type(executor.class_obj.diffusion_model).__name__} ran a forward pass "
+                           "without going through ComfyUI's block replacement patches, so it cannot exit early; "
+                           "remove Apply AdaDiff Early Exit for this model")
+    return out
 
 
 class AdaptiveDiffusionEarlyExit(io.ComfyNode):
@@ -133,7 +143,7 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, sidecar):
-        # ComfyUI 0.3.75 does not check V3 combo values at queue time
+        # ComfyUI skips its combo check for inputs validate_inputs takes, and 0.3.75 checks no V3 combo
         if sidecar not in folder_paths.get_filename_list(FOLDER):
             return f"sidecar {sidecar!r} is not in models/{FOLDER} (train one with scripts/train_early_exit.py)"
         return True

@@ -29,6 +29,9 @@ _POLICIES = [
     SamplerPolicy("euler_ancestral_cfg_pp", never_skip=CFG_PP),
     SamplerPolicy("heun", lookahead=True),
     SamplerPolicy("heunpp2", lookahead=True),
+    # ComfyUI >= 0.33: seeds_2 with r = 1, so the second call lands on σ_{k+1}
+    SamplerPolicy("exp_heun_2_x0", lookahead=True),
+    SamplerPolicy("exp_heun_2_x0_sde", lookahead=True, note=STOCHASTIC),
     SamplerPolicy("dpm_2", lookahead=True),
     SamplerPolicy("dpm_2_ancestral", lookahead=True, note=STOCHASTIC),
     SamplerPolicy("lms"),
@@ -51,6 +54,7 @@ _POLICIES = [
     SamplerPolicy("ipndm"),
     SamplerPolicy("ipndm_v"),
     SamplerPolicy("deis"),
+    SamplerPolicy("cfgpp_ud10_ab", never_skip=CFG_PP),  # ComfyUI >= 0.35
     SamplerPolicy("res_multistep"),
     SamplerPolicy("res_multistep_cfg_pp", never_skip=CFG_PP),
     SamplerPolicy("res_multistep_ancestral", note=STOCHASTIC),

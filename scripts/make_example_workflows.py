@@ -2,7 +2,7 @@
 canvas) and, where scripts use it, an API-format copy. Widget values are placed from a real
 server's /object_info, so they match what this ComfyUI and this extension declare.
 
-    .runtime/venv/bin/python scripts/make_example_workflows.py
+    .runtime/0.33.0/venv/bin/python scripts/make_example_workflows.py
 """
 import json
 import pathlib

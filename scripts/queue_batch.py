@@ -1,6 +1,6 @@
 """Queues a workflow on a running ComfyUI server many times, with overrides, and collects the results.
 
-    .runtime/venv/bin/python scripts/queue_batch.py WORKFLOW_API.json --url http://127.0.0.1:8188 \\
+    .runtime/0.33.0/venv/bin/python scripts/queue_batch.py WORKFLOW_API.json --url http://127.0.0.1:8188 \\
         --seeds 1 2 3 --threshold 0.01 0.05 --sampler euler dpmpp_2m --out out/batch
 
 Every combination of the overrides is queued at once (the queue runs them one by one); progress

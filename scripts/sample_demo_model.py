@@ -1,6 +1,6 @@
 """Draws a grid of the demo model's samples: one row per prompt, one column per seed.
 
-    .runtime/venv/bin/python scripts/sample_demo_model.py [--out docs/demo_model/samples.png]
+    .runtime/0.33.0/venv/bin/python scripts/sample_demo_model.py [--out docs/demo_model/samples.png]
 
 Real ComfyUI sampling (euler, 30 steps, cfg 3, the stock KSampler path) on
 assets/demo_wan21.safetensors, decoded exactly by the demo decode node.

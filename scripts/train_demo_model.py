@@ -1,7 +1,7 @@
 """Trains the bundled demo model: ComfyUI's own Wan 2.1 architecture at a tiny size, with Wan's
 flow-matching objective, on the procedural pictures of adaptive_core/demo_space.py.
 
-    .runtime/venv/bin/python scripts/train_demo_model.py [--steps 8000 --threads 2]
+    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py [--steps 8000 --threads 2]
 
 Writes assets/demo_wan21.safetensors (fp16 weights that ComfyUI's UNETLoader detects as Wan 2.1),
 assets/demo_prompts.safetensors (one fixed context embedding per prompt, plus the empty prompt),
@@ -26,6 +26,7 @@ import runtime  # noqa: E402
 runtime.import_comfy()
 runtime.import_extension()
 import comfy.ldm.wan.model  # noqa: E402
+import comfy.model_management  # noqa: E402
 import comfy.ops  # noqa: E402
 from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
 
@@ -92,6 +93,9 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "assets")
     parser.add_argument("--docs", type=pathlib.Path, default=REPO / "docs" / "demo_model")
     args = parser.parse_args()
+    # ComfyUI's own trainer sets this too: from 0.33 on its fused kernels (comfy-kitchen's rope) have
+    # no backward, and this switch selects the differentiable path.
+    comfy.model_management.in_training = True
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = build_model(args.seed)

@@ -1,7 +1,7 @@
 """Trains AdaDiff's uncertainty heads (and optionally fine-tunes the backbone) for a ComfyUI model.
 
-    .runtime/venv/bin/python scripts/train_early_exit.py --mode heads   # backbone frozen: cheap
-    .runtime/venv/bin/python scripts/train_early_exit.py --mode full    # the paper: L_simple + L_u + L_UAL
+    .runtime/0.33.0/venv/bin/python scripts/train_early_exit.py --mode heads   # backbone frozen: cheap
+    .runtime/0.33.0/venv/bin/python scripts/train_early_exit.py --mode full    # the paper: L_simple + L_u + L_UAL
 
 The model is loaded with ComfyUI's own loader (comfy.sd.load_diffusion_model) and run through its
 public block-replacement patches: the output of an exit after block i is the model's forward pass
@@ -28,6 +28,7 @@ import runtime  # noqa: E402
 
 runtime.import_comfy()
 runtime.import_extension()
+import comfy.model_management  # noqa: E402
 import comfy.model_sampling  # noqa: E402
 import comfy.sd  # noqa: E402
 
@@ -89,6 +90,9 @@ def exit_outputs(diffusion_model, blocks, x, timestep, context, sigma):
 
 
 def train(args):
+    # ComfyUI's own trainer sets this too: from 0.33 on its fused kernels (comfy-kitchen's rope) have
+    # no backward, and this switch selects the differentiable path.
+    comfy.model_management.in_training = True
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     patcher = comfy.sd.load_diffusion_model(str(args.model))

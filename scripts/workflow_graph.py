@@ -62,6 +62,11 @@ class Graph:
 
     def ui(self):
         nodes = [{k: v for k, v in n.items() if k != "api_inputs"} for n in self.nodes]
+        for node in nodes:
+            if self.info[node["type"]].get("output_node") and not any(o["links"] for o in node["outputs"]):
+                # ComfyUI 0.33 gave SaveImage a pass-through output that 0.3.75 lacks: a sink listing
+                # no outputs is one file that loads and runs on both.
+                node["outputs"] = []
         return {"last_node_id": len(nodes), "last_link_id": len(self.links), "nodes": nodes, "links": self.links,
                 "groups": [], "config": {}, "extra": {}, "version": 0.4}
 

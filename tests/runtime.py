@@ -1,7 +1,8 @@
 """Imports the real ComfyUI runtime in-process and loads this extension as a package.
 
-The ComfyUI checkout is COMFYUI_PATH when set (a user's own install), else the pinned copy that
-scripts/install_runtime.sh unpacks into .runtime/ComfyUI.
+The ComfyUI checkout is COMFYUI_PATH when set (a user's own install, or the one scripts/runtime_env.sh
+names), else the copy of COMFYUI_VERSION (default 0.33.0) that scripts/install_runtime.sh unpacks into
+.runtime/<version>/ComfyUI.
 """
 import asyncio
 import importlib.util
@@ -10,7 +11,8 @@ import pathlib
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH") or REPO / ".runtime" / "ComfyUI").resolve()
+COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH")
+                       or REPO / ".runtime" / os.environ.get("COMFYUI_VERSION", "0.33.0") / "ComfyUI").resolve()
 PACKAGE = "adaptive_diffusion"
 
 

@@ -22,12 +22,16 @@ WORKFLOW = runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.js
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 
-# Records each live event and, per event, how many cells of the sampler's strip are no longer pending.
+# Records each live event and, per event, how many cells of the strip of the node it names are no
+# longer pending. The node is found by walking the execution id "a:b:c" through the subgraphs here,
+# independently of the extension's own lookup.
 WATCH = """() => {
   window.__adaptive = {events: [], live: []};
   window.comfyAPI.api.api.addEventListener("adaptive_diffusion.step", ({detail}) => {
     window.__adaptive.events.push(detail);
-    const node = window.app.graph.getNodeById(Number(detail.node));
+    const path = String(detail.node).split(":").map(Number);
+    let node = window.app.rootGraph.getNodeById(path[0]);
+    for (const id of path.slice(1)) node = node.subgraph.getNodeById(id);
     const cells = node.adaptiveDiffusionStrip.cells.children;
     window.__adaptive.live.push([...cells].filter((c) => c.dataset.state !== "pending").length);
   });
@@ -36,27 +40,32 @@ WATCH = """() => {
 
 @pytest.fixture(scope="module")
 def server(comfy, tmp_path_factory):
-    base = tmp_path_factory.mktemp("comfy")
-    settings = base / "user" / "default" / "comfy.settings.json"
-    settings.parent.mkdir(parents=True)
-    # a first visit would open the template browser and tours over the canvas
-    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.InstalledVersion": "9.9.9"}))
-    with ComfyServer(runtime.COMFYUI, base) as s:
+    with ComfyServer(runtime.COMFYUI, tmp_path_factory.mktemp("comfy")) as s:
         yield s
 
 
-@pytest.fixture()
-def page(server):
+@pytest.fixture(params=["classic", "vue_nodes"])
+def page(server, request):
+    """The frontend in classic (canvas-drawn) mode and with Vue-rendered nodes ("Nodes 2.0", on by
+    default on Desktop and Cloud since frontend 1.41)."""
     if not pathlib.Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium package (scripts/test.sh does)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    settings = server.base / "user" / "default" / "comfy.settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    # a first visit would open the template browser and tours over the canvas
+    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True, "Comfy.InstalledVersion": "9.9.9",
+                                    "Comfy.VueNodes.Enabled": request.param == "vue_nodes"}))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(server.url)
-        page.wait_for_function("window.app && window.app.graph && window.app.extensions"
+        page.wait_for_function("window.app && window.app.rootGraph && window.app.extensions"
                                " && window.app.extensions.some((e) => e.name === 'AdaptiveDiffusion.SkipMap')",
                                timeout=120_000)
+        assert page.evaluate("window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled')") == (
+            request.param == "vue_nodes")
+        page.mode = request.param
         yield page
         browser.close()
 
@@ -79,39 +88,86 @@ def open_node_search(page):
 
 
 def test_node_search_adds_the_adaptive_sampler(page):
-    page.evaluate("() => window.app.graph.clear()")
+    page.evaluate("() => window.app.rootGraph.clear()")
     search = open_node_search(page)
     search.fill("KSampler (AdaptiveDiffusion)")
     page.get_by_text("KSampler (AdaptiveDiffusion)", exact=True).first.wait_for()
     page.keyboard.press("Enter")
-    page.wait_for_function("window.app.graph.nodes.some((n) => n.type === 'AdaptiveDiffusionKSampler')")
-    assert page.evaluate("window.app.graph.nodes.find((n) => n.type === 'AdaptiveDiffusionKSampler')"
-                         ".widgets.map((w) => w.name)")[-5:] == ["threshold", "max_skip_steps", "warmup_steps",
-                                                                 "reuse", "adaptive_diffusion_strip"]
-    page.screenshot(path=str(ARTIFACTS / "browser_node_search.png"))
+    page.wait_for_function("window.app.rootGraph.nodes.some((n) => n.type === 'AdaptiveDiffusionKSampler')")
+    node = "window.app.rootGraph.nodes.find((n) => n.type === 'AdaptiveDiffusionKSampler')"
+    names = page.evaluate(f"{node}.widgets.map((w) => w.name)")
+    assert names[-5:] == ["threshold", "max_skip_steps", "warmup_steps", "reuse", "adaptive_diffusion_strip"]
+    # a saved workflow holds the real widgets' values only, never the strip
+    saved = page.evaluate(f"{node}.serialize().widgets_values")
+    assert saved[-4:] == [0.01, 4, 4, "linear"] and len(saved) == len(names) - 1
+    page.wait_for_function(f"{node}.adaptiveDiffusionStrip.root.checkVisibility()")
+    page.screenshot(path=str(ARTIFACTS / f"browser_node_search_{page.mode}.png"))
 
 
-def test_example_workflow_runs_with_live_strip_and_final_skip_map(page):
-    workflow = json.loads(WORKFLOW.read_text())
-    steps = next(n for n in workflow["nodes"] if n["type"] == "AdaptiveDiffusionKSampler")["widgets_values"][2]
+def run_and_watch(page, workflow):
+    """Queues the loaded graph and waits until the sampler's summary shows the finished run."""
     page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
     page.evaluate(WATCH)
     page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
-    summary = page.locator(".adaptive-diffusion-summary").first
-    summary.filter(has_text="steps computed").wait_for(timeout=120_000)
-    events = page.evaluate("window.__adaptive.events")
-    live = page.evaluate("window.__adaptive.live")
-    assert [e["step"] for e in events] == list(range(steps))
-    assert live == list(range(1, steps + 1))  # the strip filled one cell per event, while running
-    states = page.evaluate("[...document.querySelectorAll('.adaptive-diffusion-cell')].map((c) => c.dataset.state)")
-    assert len(states) == steps and "pending" not in states
-    reused = sum(1 for e in events if not e["computed"])
-    assert states.count("reused") == reused > 0
-    assert f"/{steps} steps computed" in summary.text_content()
-    assert "reuse linear" in summary.text_content()
-    assert page.locator(".adaptive-diffusion-cell").nth(steps - 1).get_attribute("title").startswith(f"step {steps - 1}:")
+
+
+def wait_until_idle(page):
     page.wait_for_function("""async () => {
         const queue = await window.comfyAPI.api.api.getQueue();
         return queue.Running.length === 0 && queue.Pending.length === 0;
     }""", polling=250, timeout=60_000)
-    page.screenshot(path=str(ARTIFACTS / "browser_skip_map.png"))
+
+
+def demo_workflow(seed):
+    """The demo example with its own seed: the server would serve a repeated prompt from its cache."""
+    workflow = json.loads(WORKFLOW.read_text())
+    sampler = next(n for n in workflow["nodes"] if n["type"] == "AdaptiveDiffusionKSampler")
+    sampler["widgets_values"][0] = seed
+    return workflow, sampler["id"], sampler["widgets_values"][2]
+
+
+def test_example_workflow_runs_with_live_strip_and_final_skip_map(page):
+    workflow, sampler_id, steps = demo_workflow(seed=10 + ["classic", "vue_nodes"].index(page.mode))
+    run_and_watch(page, workflow)
+    # the strip of this graph's sampler (a graph loaded earlier may leave its own, hidden, in the page)
+    strip = f"window.app.rootGraph.getNodeById({sampler_id}).adaptiveDiffusionStrip"
+    page.wait_for_function(f"{strip}.summary.textContent.includes('steps computed')", timeout=120_000)
+    events = page.evaluate("window.__adaptive.events")
+    live = page.evaluate("window.__adaptive.live")
+    assert [e["step"] for e in events] == list(range(steps))
+    assert live == list(range(1, steps + 1))  # the strip filled one cell per event, while running
+    cells = f"[...{strip}.cells.children]"
+    states = page.evaluate(f"{cells}.map((c) => c.dataset.state)")
+    assert len(states) == steps and "pending" not in states
+    reused = sum(1 for e in events if not e["computed"])
+    assert states.count("reused") == reused > 0
+    summary = page.evaluate(f"{strip}.summary.textContent")
+    assert f"/{steps} steps computed" in summary and "reuse linear" in summary
+    assert page.evaluate(f"{cells}[{steps - 1}].title").startswith(f"step {steps - 1}:")
+    assert page.evaluate(f"{strip}.root.checkVisibility()")  # drawn on the node, in either renderer
+    wait_until_idle(page)
+    page.screenshot(path=str(ARTIFACTS / f"browser_skip_map_{page.mode}.png"))
+
+
+def test_live_strip_fills_inside_a_subgraph(page):
+    """The sampler packed into a subgraph runs with execution ids "outer:inner"; its strip still
+    fills step by step and shows the final map."""
+    workflow, sampler_id, steps = demo_workflow(seed=20 + ["classic", "vue_nodes"].index(page.mode))
+    page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
+    outer = page.evaluate("""(id) => {
+        const graph = window.app.rootGraph;
+        return graph.convertToSubgraph(new Set([graph.getNodeById(id)])).node.id;
+    }""", sampler_id)
+    workflow = page.evaluate("() => window.app.rootGraph.serialize()")
+    run_and_watch(page, workflow)
+    inner = f"window.app.rootGraph.getNodeById({outer}).subgraph.nodes.find((n) => n.type === 'AdaptiveDiffusionKSampler')"
+    page.wait_for_function(f"{inner}.adaptiveDiffusionStrip.summary.textContent.includes('steps computed')",
+                           timeout=120_000)
+    events = page.evaluate("window.__adaptive.events")
+    inner_id = page.evaluate(f"{inner}.id")
+    assert {e["node"] for e in events} == {f"{outer}:{inner_id}"}
+    assert [e["step"] for e in events] == list(range(steps))
+    assert page.evaluate("window.__adaptive.live") == list(range(1, steps + 1))
+    states = page.evaluate(f"[...{inner}.adaptiveDiffusionStrip.cells.children].map((c) => c.dataset.state)")
+    assert states.count("reused") == sum(1 for e in events if not e["computed"]) > 0
+    wait_until_idle(page)

@@ -71,6 +71,29 @@ def test_exit_fires_and_later_blocks_are_not_executed(comfy, model_dir, wan, fam
     assert not torch.equal(samples, stock(model, steps=6))
 
 
+def test_a_model_that_bypasses_the_block_patches_is_a_clear_error(wan):
+    """Another pack that replaces the same blocks (one slot per block in ComfyUI) would leave the
+    exit patches unreached: the run stops with an error instead of silently never exiting."""
+    patched = patch_early_exit(wan.patcher, exit_after(wan, 0), threshold=0.9)
+    for i in range(len(transformer_blocks(wan.patcher.get_model_object("diffusion_model")))):
+        patched.set_model_patch_replace(lambda args, extra: extra["original_block"](args), "dit", "double_block", i)
+    with pytest.raises(RuntimeError, match="without going through ComfyUI's block replacement patches"):
+        stock(with_patcher(wan, patched), steps=4)
+
+
+def test_the_causal_wan_model_is_refused(comfy):
+    """Its autoregressive mode (the ar_video sampler) runs the blocks directly, past any patch."""
+    import comfy.ops
+    try:
+        from comfy.ldm.wan.ar_model import CausalWanModel
+    except ImportError:  # ComfyUI before 0.33 has no causal Wan model
+        assert runtime.COMFYUI.joinpath("comfy", "ldm", "wan", "ar_model.py").exists() is False
+        return
+    model = CausalWanModel(dim=128, ffn_dim=256, num_heads=1, num_layers=2, operations=comfy.ops.disable_weight_init)
+    with pytest.raises(ValueError, match="causal/autoregressive Wan model"):
+        transformer_blocks(model)
+
+
 def test_threshold_above_one_is_bit_identical_to_the_unpatched_model(demo):
     patched = AdaptiveDiffusionEarlyExit.execute(demo.patcher, HEADS_SIDECAR, 1.01).result[0]
     counter = BlockCounter(demo)

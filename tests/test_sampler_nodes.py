@@ -95,7 +95,8 @@ def test_skipped_steps_really_skip_the_network(families, sampler):
 def test_every_sampler_and_scheduler_runs_with_skipping(comfy, wan):
     import comfy.samplers
     from adaptive_diffusion.nodes.sampler_policy import POLICIES
-    assert set(POLICIES) == set(comfy.samplers.KSampler.SAMPLERS)
+    # the table also holds samplers of newer ComfyUI versions than the one running
+    assert set(comfy.samplers.KSampler.SAMPLERS) <= set(POLICIES)
     for sampler in comfy.samplers.KSampler.SAMPLERS:
         for scheduler in comfy.samplers.KSampler.SCHEDULERS:
             samples, skip_map, report = adaptive(wan, sampler, scheduler, steps=12, threshold=0.1, max_skip_steps=2)

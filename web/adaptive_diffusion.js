@@ -37,10 +37,12 @@ class Strip {
     this.summary.className = "adaptive-diffusion-summary";
     this.summary.style.cssText = "font:11px sans-serif;color:var(--input-text, #ddd);white-space:nowrap;overflow:hidden;text-overflow:ellipsis;";
     this.root.append(this.cells, this.summary);
-    node.addDOMWidget("adaptive_diffusion_strip", "adaptive_diffusion_strip", this.root, {
+    const widget = node.addDOMWidget("adaptive_diffusion_strip", "adaptive_diffusion_strip", this.root, {
       serialize: false,
       getMinHeight: () => 38,
     });
+    // the option keeps it out of the prompt; this keeps it out of saved widgets_values too
+    widget.serialize = false;
   }
 
   reset(total) {
@@ -86,8 +88,17 @@ class Strip {
   }
 }
 
-function findNode(id) {
-  return app.graph?.getNodeById(Number(id)) ?? app.graph?.getNodeById(id);
+// An execution id is a path "a:b:c": the node "c" inside the subgraph of node "b", inside the
+// subgraph of node "a" of the root graph. Frontends before subgraphs only have app.graph.
+function findNode(executionId) {
+  let graph = app.rootGraph ?? app.graph;
+  let node = null;
+  for (const id of String(executionId).split(":")) {
+    if (node) graph = node.subgraph;
+    node = graph?.getNodeById(Number(id)) ?? graph?.getNodeById(id);
+    if (!node) return null;
+  }
+  return node;
 }
 
 app.registerExtension({
