@@ -32,6 +32,7 @@ class RunReport:
     notes: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole sampling run
     reuse_fallbacks: int = 0  # skipped calls whose extrapolation fell back to a lower order
+    status: str = "complete"  # or "interrupted" (cancelled by the user), "failed" (an error ended it)
 
     @property
     def full_calls(self):
@@ -48,7 +49,8 @@ class RunReport:
 
     def summary(self):
         c = self.config
-        line = (f"AdaptiveDiffusion: computed {self.computed_steps}/{len(self.records)} steps "
+        partial = "" if self.status == "complete" else f"{self.status.upper()} after {len(self.records)} of {self.schedule_steps} steps, "
+        line = (f"AdaptiveDiffusion: {partial}computed {self.computed_steps}/{len(self.records)} steps "
                 f"({self.call_ratio:.2f}x fewer calls), δ={c.threshold:g}, C_max={c.max_skip_steps}, "
                 f"warmup={c.warmup_steps}, reuse={c.reuse_strategy}, sampler={self.sampler}")
         return "; ".join([line] + self.notes)
@@ -57,6 +59,7 @@ class RunReport:
         c = self.config
         return {
             "method": "AdaptiveDiffusion",
+            "status": self.status,
             "sampler": self.sampler,
             "threshold": c.threshold,
             "max_skip_steps": c.max_skip_steps,
@@ -66,6 +69,7 @@ class RunReport:
             "steps": [r.as_dict() for r in self.records],
             "totals": {
                 "steps": len(self.records),
+                "schedule_steps": self.schedule_steps,
                 "computed_steps": self.computed_steps,
                 "reused_steps": len(self.records) - self.computed_steps,
                 "network_calls": self.calls_made,

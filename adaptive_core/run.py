@@ -85,8 +85,9 @@ class AdaptiveRun:
             self.cache_finite = self.cache.finite()
         return denoised
 
-    def finish(self) -> RunReport:
+    def finish(self, status: str = "complete") -> RunReport:
         report, c = self.report, self.config
+        report.status = status
         if report.records and report.computed_steps == len(report.records):
             if c.threshold <= 0:
                 report.notes.append("nothing skipped: threshold is 0 (skipping disabled)")

@@ -10,7 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from ..adaptive_core import demo_space
-from .widgets import CATEGORY
+from .widgets import CATEGORY, check_declared
 
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"
 MODEL_FILE = "demo_wan21.safetensors"
@@ -40,6 +40,10 @@ class AdaptiveDiffusionDemoPrompt(io.ComfyNode):
                                    tooltip="What to draw; (empty) is the unconditional prompt for the negative.")],
             outputs=[io.Conditioning.Output(tooltip="Conditioning for the demo model.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, prompt=None):
+        return check_declared(cls, prompt=prompt)
 
     @classmethod
     def execute(cls, prompt) -> io.NodeOutput:

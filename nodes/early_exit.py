@@ -19,7 +19,7 @@ from comfy_api.latest import io
 from ..adaptive_core import ExitReport, ExitRun, render_layer_map
 from .run_scope import SharedHolder, run_options
 from .sidecar import FOLDER, check_matches, load_sidecar
-from .widgets import CATEGORY
+from .widgets import CATEGORY, check_declared
 
 KEY = "adaptive_diffusion_early_exit"
 RUN_KEY = "adaptive_diffusion_early_exit_run"
@@ -91,7 +91,8 @@ def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, 
         run = ExitRun(holder.heads, holder.threshold, sigmas.tolist())
         options[RUN_KEY] = run
         try:
-            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+            # a copy: uni_pc writes into the sigmas it gets, which a cached scheduler node still holds
+            return executor(noise, latent_image, sampler, sigmas.clone(), *args, **kwargs)
         finally:
             holder.last_report = run.finish()
             logging.info(holder.last_report.summary())
@@ -142,11 +143,10 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, sidecar):
-        # ComfyUI skips its combo check for inputs validate_inputs takes, and 0.3.75 checks no V3 combo
-        if sidecar not in folder_paths.get_filename_list(FOLDER):
+    def validate_inputs(cls, sidecar=None, threshold=None):
+        if sidecar is not None and sidecar not in folder_paths.get_filename_list(FOLDER):
             return f"sidecar {sidecar!r} is not in models/{FOLDER} (train one with scripts/train_early_exit.py)"
-        return True
+        return check_declared(cls, threshold=threshold)
 
     @classmethod
     def execute(cls, model, sidecar, threshold) -> io.NodeOutput:

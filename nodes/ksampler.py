@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig
 from .patch import patch_model, report_or_empty
-from .widgets import CATEGORY, report_output, skip_inputs, skip_outputs, validate_skip_inputs
+from .widgets import CATEGORY, check_declared, report_output, skip_inputs, skip_outputs
 
 SEED_MAX = 0xffffffffffffffff
 
@@ -52,8 +52,9 @@ class AdaptiveDiffusionKSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps, reuse):
-        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse)
+    def validate_inputs(cls, cfg=None, sampler_name=None, scheduler=None, denoise=None, threshold=None, reuse=None):
+        return check_declared(cls, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, denoise=denoise,
+                              threshold=threshold, reuse=reuse)
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
@@ -84,8 +85,11 @@ class AdaptiveDiffusionKSamplerAdvanced(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps, reuse):
-        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse)
+    def validate_inputs(cls, add_noise=None, cfg=None, sampler_name=None, scheduler=None,
+                        return_with_leftover_noise=None, threshold=None, reuse=None):
+        return check_declared(cls, add_noise=add_noise, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
+                              return_with_leftover_noise=return_with_leftover_noise, threshold=threshold,
+                              reuse=reuse)
 
     @classmethod
     def execute(cls, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,

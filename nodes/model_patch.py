@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig
 from .patch import holder_of, patch_model, report_or_empty
-from .widgets import CATEGORY, report_output, skip_inputs, skip_outputs, validate_skip_inputs
+from .widgets import CATEGORY, check_declared, report_output, skip_inputs, skip_outputs
 
 
 class AdaptiveDiffusionPatch(io.ComfyNode):
@@ -25,8 +25,8 @@ class AdaptiveDiffusionPatch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, threshold, max_skip_steps, warmup_steps, reuse):
-        return validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse)
+    def validate_inputs(cls, threshold=None, reuse=None):
+        return check_declared(cls, threshold=threshold, reuse=reuse)
 
     @classmethod
     def execute(cls, model, threshold, max_skip_steps, warmup_steps, reuse, reference_quirks=False) -> io.NodeOutput:

@@ -8,6 +8,7 @@ there saves every forward pass of that step.
 import logging
 import time
 
+import comfy.model_management
 import comfy.patcher_extension
 
 from ..adaptive_core import AdaptiveRun, RunReport, SkipConfig
@@ -64,11 +65,18 @@ def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, 
             if key in options:
                 run.report.notes.append(f"stacked with {name}: both skip work, their errors add up")
         options[RUN_KEY] = run
-        start = time.perf_counter()
+        start, status = time.perf_counter(), "complete"
         try:
-            return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+            # a copy: uni_pc writes into the sigmas it gets, which a cached scheduler node still holds
+            return executor(noise, latent_image, sampler, sigmas.clone(), *args, **kwargs)
+        except comfy.model_management.InterruptProcessingException:
+            status = "interrupted"
+            raise
+        except BaseException:
+            status = "failed"
+            raise
         finally:
-            holder.last_report = run.finish()
+            holder.last_report = run.finish(status)
             holder.last_report.seconds = time.perf_counter() - start
             logging.info(holder.last_report.summary())
 

@@ -1,10 +1,11 @@
 """The AdaptiveDiffusion widgets every node shares, their validation and the node outputs."""
+import math
+
 import numpy as np
 import torch
 from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig, render_skip_map
-from ..adaptive_core.config import validate
 from ..adaptive_core.reuse import REUSE_STRATEGIES
 
 CATEGORY = "sampling/adaptive"
@@ -42,11 +43,29 @@ def skip_outputs():
     ]
 
 
-def validate_skip_inputs(threshold, max_skip_steps, warmup_steps, reuse):
-    # ComfyUI skips its own range and combo checks for every input validate_inputs takes, and
-    # 0.3.75 checks no V3 combo at all: every one of these is checked here.
-    problems = validate(threshold, max_skip_steps, warmup_steps, reuse)
-    return "; ".join(problems) if problems else True
+def check_declared(node_class, **values):
+    """The node's validate_inputs: the first of ``values`` outside what its input declares, named by
+    its widget, else True.
+
+    ComfyUI lets NaN through every FLOAT range check, 0.3.75 checks no V3 combo value, and neither
+    checks ranges or combos of the inputs validate_inputs takes; so a node takes exactly the inputs
+    that need this (finite floats, combos) and leaves the INT ranges to ComfyUI. ComfyUI files the
+    message under each input taken, so the message itself names the one widget at fault.
+    """
+    declared = {spec.id: spec for spec in node_class.define_schema().inputs}
+    for name, value in values.items():
+        if value is None:  # linked from another node, or missing (which ComfyUI reports itself)
+            continue
+        spec = declared[name]
+        if isinstance(spec, io.Combo.Input) and value not in spec.options:
+            shown = ", ".join(map(str, spec.options)) if len(spec.options) <= 12 else "see the widget's list"
+            return f"{name}: {value!r} is not one of this ComfyUI's choices ({shown})"
+        if isinstance(spec, io.Float.Input):
+            low, high = (-math.inf if spec.min is None else spec.min), (math.inf if spec.max is None else spec.max)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not low <= value <= high:
+                return f"{name} must be a finite number from {low:g} to {high:g}, got {value!r}"
+    return True
 
 
 def report_output(report, *leading):

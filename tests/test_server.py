@@ -2,9 +2,13 @@
 import json
 import math
 import pathlib
+import re
+import urllib.request
 import sys
 
 import pytest
+import safetensors.torch
+import torch
 
 import runtime
 
@@ -85,22 +89,72 @@ def test_two_sampler_nodes_in_one_workflow(server):
     assert [s["reason"] for s in second["steps"][:4]] == ["warmup"] * 4
 
 
-@pytest.mark.parametrize("widget,value", [("threshold", -0.1), ("threshold", math.nan), ("threshold", 1.5),
-                                          ("max_skip_steps", -1), ("warmup_steps", -3), ("reuse", "cubic")])
+WIDGETS = ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "threshold", "max_skip_steps",
+           "warmup_steps", "reuse", "prompt", "sidecar"]
+BAD_INPUTS = [("threshold", -0.1), ("threshold", math.nan), ("threshold", 1.5), ("threshold", math.inf),
+              ("max_skip_steps", -1), ("max_skip_steps", 101), ("max_skip_steps", 1e12), ("warmup_steps", -3),
+              ("warmup_steps", 10001), ("reuse", "cubic"), ("sampler_name", "nope"), ("scheduler", "nope"),
+              ("cfg", math.nan), ("cfg", 101.0), ("denoise", math.nan), ("denoise", -0.5), ("steps", 0)]
+
+
+def named_widgets(errors):
+    """The widgets the errors' texts name. ComfyUI files a node's validate_inputs message under every
+    input it takes ("cfg - <message>"); what counts is the message after that prefix."""
+    said = " ".join(e["message"] + " " + e["details"].split(" - ", 1)[-1] for e in errors)
+    return {w for w in WIDGETS if re.search(rf"\b{w}\b", said)}
+
+
+def rejected(server, prompt, node):
+    status, body = server.post_prompt(prompt)
+    assert status == 400, body
+    return body["node_errors"][node]["errors"]
+
+
+@pytest.mark.parametrize("widget,value", BAD_INPUTS)
 def test_invalid_widget_rejected_at_queue_time_naming_it(server, widget, value):
     prompt = workflow()
     prompt["5"]["inputs"][widget] = value
-    status, body = server.post_prompt(prompt)
-    assert status == 400
-    errors = body["node_errors"]["5"]["errors"]
-    assert any(widget in json.dumps(e) for e in errors), errors
+    assert named_widgets(rejected(server, prompt, "5")) == {widget}
 
 
-def test_unknown_sidecar_rejected_at_queue_time_naming_it(server):
+def test_a_missing_widget_is_named_on_its_own_node(server):
+    prompt = workflow()
+    del prompt["5"]["inputs"]["reuse"]
+    errors = rejected(server, prompt, "5")
+    assert named_widgets(errors) == {"reuse"} and errors[0]["type"] == "required_input_missing", errors
+
+
+def test_unknown_demo_prompt_rejected_at_queue_time(server):
+    prompt = workflow()
+    prompt["2"] = {"class_type": "AdaptiveDiffusionDemoPrompt", "inputs": {"prompt": "a dragon"}}
+    assert named_widgets(rejected(server, prompt, "2")) == {"prompt"}
+
+
+def test_nan_early_exit_threshold_rejected_at_queue_time(server):
     prompt = workflow()
     prompt["9"] = {"class_type": "AdaptiveDiffusionEarlyExit",
-                   "inputs": {"model": ["1", 0], "sidecar": "missing.safetensors", "threshold": 0.9}}
+                   "inputs": {"model": ["1", 0], "sidecar": "demo_wan21_uem_heads.safetensors", "threshold": math.nan}}
     prompt["5"]["inputs"]["model"] = ["9", 0]
-    status, body = server.post_prompt(prompt)
-    assert status == 400
-    assert any("sidecar" in json.dumps(e) for e in body["node_errors"]["9"]["errors"])
+    assert named_widgets(rejected(server, prompt, "9")) == {"threshold"}
+
+
+def test_server_stays_up_and_repeats_a_good_prompt_bit_for_bit_after_bad_ones(server):
+    def latent_of(seed):
+        prompt = workflow(seed=seed)
+        prompt["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "repeat"}}
+        status, body = server.post_prompt(prompt)
+        assert status == 200, body
+        saved = server.wait_for(body["prompt_id"])["outputs"]["9"]["latents"][0]
+        return safetensors.torch.load_file(str(server.output_file(saved)))["latent_tensor"]
+
+    first = latent_of(31)
+    for widget, value in BAD_INPUTS:
+        prompt = workflow(seed=31)
+        prompt["5"]["inputs"][widget] = value
+        assert server.post_prompt(prompt)[0] == 400
+    # drop ComfyUI's node cache (it is dropped after the next prompt), so the repeat really samples again
+    request = urllib.request.Request(server.url + "/free", data=json.dumps({"free_memory": True}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=30).close()
+    latent_of(32)
+    assert torch.equal(latent_of(31), first)

@@ -80,7 +80,9 @@ class Strip {
     this.reset(report.steps.length);
     for (const step of report.steps) this.set(step, report.threshold);
     const t = report.totals;
-    this.summary.textContent = `${t.computed_steps}/${t.steps} steps computed, ` +
+    const partial = report.status && report.status !== "complete"
+      ? `${report.status.toUpperCase()} after ${t.steps} of ${t.schedule_steps} steps: ` : "";
+    this.summary.textContent = partial + `${t.computed_steps}/${t.steps} steps computed, ` +
       `${t.network_calls}/${t.full_run_network_calls} calls (${Number(t.expected_speedup).toFixed(2)}x fewer), ` +
       `reuse ${report.reuse}` +
       (report.notes.length ? ` · ${report.notes.join(" · ")}` : "");
