@@ -19,7 +19,7 @@ from comfy_api.latest import io
 from ..adaptive_core import ExitReport, ExitRun, render_layer_map
 from .run_scope import SharedHolder, run_options
 from .sidecar import FOLDER, check_matches, load_sidecar
-from .widgets import CATEGORY, check_declared
+from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared
 
 KEY = "adaptive_diffusion_early_exit"
 RUN_KEY = "adaptive_diffusion_early_exit_run"
@@ -159,6 +159,7 @@ class AdaptiveDiffusionLayerMap(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
+            **REPORT_WHEN_CACHED,
             node_id="AdaptiveDiffusionLayerMap",
             display_name="AdaDiff Layer Map",
             category=CATEGORY,

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig
 from .patch import patch_model, report_or_empty
-from .widgets import CATEGORY, check_declared, report_output, skip_inputs, skip_outputs
+from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared, report_output, skip_inputs, skip_outputs
 
 SEED_MAX = 0xffffffffffffffff
 
@@ -39,6 +39,7 @@ class AdaptiveDiffusionKSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
+            **REPORT_WHEN_CACHED,
             node_id="AdaptiveDiffusionKSampler",
             display_name="KSampler (AdaptiveDiffusion)",
             category=CATEGORY,
@@ -71,6 +72,7 @@ class AdaptiveDiffusionKSamplerAdvanced(io.ComfyNode):
         inputs.insert(1, io.Combo.Input("add_noise", options=["enable", "disable"],
                                         tooltip="Add noise to the latent before sampling."))
         return io.Schema(
+            **REPORT_WHEN_CACHED,
             node_id="AdaptiveDiffusionKSamplerAdvanced",
             display_name="KSampler Advanced (AdaptiveDiffusion)",
             category=CATEGORY,

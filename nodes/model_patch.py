@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import SkipConfig
 from .patch import holder_of, patch_model, report_or_empty
-from .widgets import CATEGORY, check_declared, report_output, skip_inputs, skip_outputs
+from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared, report_output, skip_inputs, skip_outputs
 
 
 class AdaptiveDiffusionPatch(io.ComfyNode):
@@ -38,6 +38,7 @@ class AdaptiveDiffusionSkipReport(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
+            **REPORT_WHEN_CACHED,
             node_id="AdaptiveDiffusionSkipReport",
             display_name="AdaptiveDiffusion Skip Map",
             category=CATEGORY,

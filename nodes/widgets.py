@@ -9,6 +9,11 @@ from ..adaptive_core import SkipConfig, render_skip_map
 from ..adaptive_core.reuse import REUSE_STRATEGIES
 
 CATEGORY = "sampling/adaptive"
+# Schema fields for the nodes that report: from ComfyUI 0.33 on, a node flagged so has its UI output
+# (the report) sent again and filed in /history when ComfyUI serves it from its cache. 0.3.75 has no
+# such flag; scripts/queue_batch.py then says that the result came from the cache.
+REPORT_WHEN_CACHED = ({"has_intermediate_output": True}
+                      if "has_intermediate_output" in io.Schema.__dataclass_fields__ else {})
 DEFAULTS = SkipConfig()
 
 

@@ -27,11 +27,12 @@ SAMPLER_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced
                  "KSamplerSelect"}
 SEED_NODES = SAMPLER_NODES | {"RandomNoise"}
 SKIP_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch"}
+REPORT_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionSkipReport"}
 SEED_INPUTS = ("seed", "noise_seed")
 SKIP_WIDGETS = ("threshold", "max_skip_steps", "reuse")
 FIELDS = ["index", "prompt_id", "status", "seed", *SKIP_WIDGETS, "sampler", "network_calls",
           "full_run_network_calls", "expected_speedup", "computed_steps", "steps", "sampling_seconds",
-          "files", "error"]
+          "from_cache", "files", "error"]
 
 
 class BatchError(Exception):
@@ -125,7 +126,7 @@ async def run_batch(args):
                 if response.status != 200:
                     record({**row, "status": "rejected", "error": node_errors_text(body)})
                 else:
-                    pending[body["prompt_id"]] = row
+                    pending[body["prompt_id"]] = (row, prompt)
             progress.show()
             while pending:
                 message = await ws.receive(timeout=args.timeout)
@@ -140,13 +141,13 @@ async def run_batch(args):
                 if prompt_id not in pending:
                     continue
                 if event["type"] == "progress":
-                    progress.current = f"prompt {pending[prompt_id]['index']}: step {data['value']}/{data['max']}"
+                    progress.current = f"prompt {pending[prompt_id][0]['index']}: step {data['value']}/{data['max']}"
                     progress.show()
                 elif event["type"] in ("execution_success", "execution_error", "execution_interrupted"):
-                    row = pending.pop(prompt_id)
+                    row, prompt = pending.pop(prompt_id)
                     row["prompt_id"] = prompt_id
                     if event["type"] == "execution_success":
-                        row.update(await collect(session, prompt_id, out / f"{row['index']:04d}"))
+                        row.update(await collect(session, prompt_id, prompt, out / f"{row['index']:04d}"))
                         row["status"] = "done"
                     else:
                         row["status"] = "interrupted" if event["type"] == "execution_interrupted" else "failed"
@@ -167,9 +168,13 @@ async def history_entry(session, prompt_id, timeout=60):
     raise BatchError(f"prompt {prompt_id} finished but never appeared in /history")
 
 
-async def collect(session, prompt_id, folder):
-    """Downloads the prompt's outputs; returns the report's totals for the CSV."""
+async def collect(session, prompt_id, prompt, folder):
+    """Downloads the prompt's outputs; returns the report's totals for the CSV, and whether the
+    sampling came from ComfyUI's cache (an identical earlier prompt: nothing was sampled again)."""
     entry = await history_entry(session, prompt_id)
+    cached = {node for kind, data in entry.get("status", {}).get("messages", []) if kind == "execution_cached"
+              for node in data.get("nodes", [])}
+    reporting = {node for node, spec in prompt.items() if spec.get("class_type") in REPORT_NODES}
     folder.mkdir(parents=True, exist_ok=True)
     files, row = [], {}
     for node_id, output in entry["outputs"].items():
@@ -186,6 +191,7 @@ async def collect(session, prompt_id, folder):
             row.update({k: totals[k] for k in ("network_calls", "full_run_network_calls", "expected_speedup",
                                                "computed_steps", "steps", "sampling_seconds")})
     row["files"] = " ".join(files)
+    row["from_cache"] = "yes" if reporting and reporting <= cached else ""
     return row
 
 
@@ -212,6 +218,10 @@ def main(argv=None):
         return 2
     failed = [r for r in rows if r["status"] != "done"]
     print(f"{len(rows) - len(failed)}/{len(rows)} prompts done; results in {args.out}/results.csv")
+    cached = sum(r.get("from_cache") == "yes" for r in rows)
+    if cached:
+        print(f"{cached} prompt(s) repeated an earlier one and came from ComfyUI's cache: nothing was sampled "
+              "again (column from_cache; the report is the cached run's where ComfyUI re-sends it, 0.33 and newer)")
     for row in failed:
         print(f"prompt {row['index']} {row['status']}: {row.get('error')}", file=sys.stderr)
     return 1 if failed else 0

@@ -73,3 +73,17 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
 def test_ui_format_workflow_is_refused_with_advice(server, tmp_path):
     result = queue(server, runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.json", tmp_path / "out")
     assert result.returncode == 2 and "Export (API)" in result.stderr
+
+
+def test_a_repeated_prompt_comes_from_the_cache_and_says_so(server, tmp_path):
+    from adaptive_diffusion.nodes.widgets import REPORT_WHEN_CACHED
+    result = queue(server, WORKFLOW, tmp_path / "out", "--seeds", "7", "--repeat", "2")
+    rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
+    assert [r["status"] for r in rows] == ["done", "done"], result.stderr
+    assert [r["from_cache"] for r in rows] == ["", "yes"]
+    assert "1 prompt(s) repeated an earlier one and came from ComfyUI's cache" in result.stdout
+    first, second = (tmp_path / "out" / f"{i:04d}" / "5_report.json" for i in (0, 1))
+    if REPORT_WHEN_CACHED:  # ComfyUI 0.33 and newer send the cached node's report again
+        assert second.read_text() == first.read_text() and rows[1]["network_calls"] == rows[0]["network_calls"]
+    else:
+        assert not second.exists() and rows[1]["network_calls"] == ""
