@@ -13,7 +13,6 @@ Standard library plus aiohttp, which ComfyUI ships.
 """
 import argparse
 import asyncio
-import csv
 import itertools
 import json
 import pathlib
@@ -22,6 +21,8 @@ import urllib.parse
 import uuid
 
 import aiohttp
+
+from batch_results import BatchResults, Progress, ResultsError, node_errors_text
 
 SAMPLER_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "KSampler", "KSamplerAdvanced",
                  "KSamplerSelect"}
@@ -75,86 +76,79 @@ def combinations(args):
     return [dict(zip(names, values)) for values in itertools.product(*axes.values())] * args.repeat
 
 
-def node_errors_text(body):
-    lines = [body.get("error", {}).get("message", "prompt rejected")]
-    for node_id, info in body.get("node_errors", {}).items():
-        for error in info.get("errors", []):
-            lines.append(f"node {node_id} ({info.get('class_type')}): {error.get('message')}: {error.get('details')}")
-    return "; ".join(lines)
-
-
-class Progress:
-    def __init__(self, total):
-        self.total, self.done, self.current = total, 0, ""
-
-    def show(self):
-        filled = int(30 * self.done / max(self.total, 1))
-        sys.stdout.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} {self.current:<40}")
-        sys.stdout.flush()
-
-
 async def run_batch(args):
     workflow = load_workflow(args.workflow)
     jobs = combinations(args)
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    results = BatchResults(args.out, FIELDS, args.resume)
     client_id = uuid.uuid4().hex
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    async with aiohttp.ClientSession(args.url, timeout=timeout) as session:
-        try:
-            ws = await session.ws_connect(f"/ws?clientId={client_id}")
-        except (aiohttp.ClientConnectionError, OSError) as error:
-            raise BatchError(f"cannot reach ComfyUI at {args.url}: {error}") from None
-        progress = Progress(len(jobs))
-        pending, rows = {}, []
-        with open(out / "results.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
-            writer.writeheader()
-
-            def record(row):
-                writer.writerow({k: row.get(k, "") for k in FIELDS})
-                f.flush()
-                rows.append(row)
-                progress.done += 1
-                progress.show()
-
-            for index, overrides in enumerate(jobs):
-                prompt = apply_overrides(workflow, overrides)
-                async with session.post("/prompt", json={"prompt": prompt, "client_id": client_id}) as response:
-                    body = await response.json()
-                row = {"index": index, **overrides}
-                if response.status != 200:
-                    record({**row, "status": "rejected", "error": node_errors_text(body)})
-                else:
-                    pending[body["prompt_id"]] = (row, prompt)
-            progress.show()
-            while pending:
-                message = await ws.receive(timeout=args.timeout)
-                if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
-                                    aiohttp.WSMsgType.ERROR):
-                    raise BatchError("the server closed the websocket; finished prompts are in results.csv")
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                event = json.loads(message.data)
-                data = event.get("data", {})
-                prompt_id = data.get("prompt_id")
-                if prompt_id not in pending:
-                    continue
-                if event["type"] == "progress":
-                    progress.current = f"prompt {pending[prompt_id][0]['index']}: step {data['value']}/{data['max']}"
-                    progress.show()
-                elif event["type"] in ("execution_success", "execution_error", "execution_interrupted"):
-                    row, prompt = pending.pop(prompt_id)
-                    row["prompt_id"] = prompt_id
-                    if event["type"] == "execution_success":
-                        row.update(await collect(session, prompt_id, prompt, out / f"{row['index']:04d}"))
-                        row["status"] = "done"
-                    else:
-                        row["status"] = "interrupted" if event["type"] == "execution_interrupted" else "failed"
-                        row["error"] = data.get("exception_message", event["type"])
-                    record(row)
-        print()
+    rows = [{**results.done[i], "index": i} for i, o in enumerate(jobs) if results.check_same_batch(i, o)]
+    try:
+        async with aiohttp.ClientSession(args.url, timeout=timeout) as session:
+            try:
+                ws = await session.ws_connect(f"/ws?clientId={client_id}")
+            except (aiohttp.ClientConnectionError, OSError) as error:
+                raise BatchError(f"cannot reach ComfyUI at {args.url}: {error}") from None
+            await queue_and_follow(args, session, ws, client_id, workflow, jobs, results, rows)
+    except (aiohttp.ClientError, ConnectionError) as error:
+        raise BatchError(f"lost the connection to ComfyUI at {args.url} ({type(error).__name__}: {error}); "
+                         f"finished prompts are in {results.path}: go on with --resume") from None
+    finally:
+        results.close()
+    print()
     return rows
+
+
+async def queue_and_follow(args, session, ws, client_id, workflow, jobs, results, rows):
+    progress = Progress(len(jobs))
+    progress.done = len(rows)
+
+    def record(row):
+        results.record(row)
+        rows.append(row)
+        progress.done += 1
+        progress.show()
+
+    pending = {}
+    for index, overrides in enumerate(jobs):
+        if index in results.done:
+            continue
+        prompt = apply_overrides(workflow, overrides)
+        async with session.post("/prompt", json={"prompt": prompt, "client_id": client_id}) as response:
+            body = await response.json()
+        row = {"index": index, **overrides}
+        if response.status != 200:
+            record({**row, "status": "rejected", "error": node_errors_text(body)})
+        else:
+            pending[body["prompt_id"]] = (row, prompt)
+    progress.show()
+    while pending:
+        message = await ws.receive(timeout=args.timeout)
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.ERROR):
+            raise BatchError(f"the server closed the websocket; finished prompts are in {results.path}: "
+                             "go on with --resume")
+        if message.type != aiohttp.WSMsgType.TEXT:
+            continue
+        event = json.loads(message.data)
+        data = event.get("data", {})
+        prompt_id = data.get("prompt_id")
+        if prompt_id not in pending:
+            continue
+        if event["type"] == "progress":
+            progress.current = f"prompt {pending[prompt_id][0]['index']}: step {data['value']}/{data['max']}"
+            progress.show()
+        elif event["type"] in ("execution_success", "execution_error", "execution_interrupted"):
+            row, prompt = pending.pop(prompt_id)
+            row["prompt_id"] = prompt_id
+            if event["type"] == "execution_success":
+                row.update(await collect(session, prompt_id, prompt, results.folder(row["index"])))
+                results.complete(row["index"])
+                row["status"] = "done"
+            else:
+                row["status"] = "interrupted" if event["type"] == "execution_interrupted" else "failed"
+                row["error"] = data.get("exception_message", event["type"])
+            record(row)
 
 
 async def history_entry(session, prompt_id, timeout=60):
@@ -175,7 +169,6 @@ async def collect(session, prompt_id, prompt, folder):
     cached = {node for kind, data in entry.get("status", {}).get("messages", []) if kind == "execution_cached"
               for node in data.get("nodes", [])}
     reporting = {node for node, spec in prompt.items() if spec.get("class_type") in REPORT_NODES}
-    folder.mkdir(parents=True, exist_ok=True)
     files, row = [], {}
     for node_id, output in entry["outputs"].items():
         for key in ("images", "latents", "gifs"):
@@ -206,11 +199,13 @@ def main(argv=None):
     parser.add_argument("--sampler", nargs="+")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", default="out/batch")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on with the batch in --out: keep its done rows, queue the rest again")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for any news from the server")
     args = parser.parse_args(argv)
     try:
         rows = asyncio.run(run_batch(args))
-    except BatchError as error:
+    except (BatchError, ResultsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except asyncio.TimeoutError:

@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import safetensors.torch
@@ -87,3 +88,48 @@ def test_a_repeated_prompt_comes_from_the_cache_and_says_so(server, tmp_path):
         assert second.read_text() == first.read_text() and rows[1]["network_calls"] == rows[0]["network_calls"]
     else:
         assert not second.exists() and rows[1]["network_calls"] == ""
+
+
+def test_server_killed_mid_batch_then_resume_loses_nothing(comfy, tmp_path):
+    out, seeds = tmp_path / "out", [str(s) for s in range(41, 47)]
+    results = out / "results.csv"
+    workflow = json.loads(WORKFLOW.read_text())
+    workflow["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latent"}}
+    path = tmp_path / "workflow.json"
+    path.write_text(json.dumps(workflow))
+
+    def done_rows():
+        return [r for r in csv.DictReader(open(results))] if results.exists() else []
+
+    with ComfyServer(runtime.COMFYUI, tmp_path / "first") as first:
+        batch = subprocess.Popen([sys.executable, str(runtime.REPO / "scripts" / "queue_batch.py"), str(path),
+                                  "--url", first.url, "--out", str(out), "--seeds", *seeds],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        while len(done_rows()) < 2 and time.time() < deadline and batch.poll() is None:
+            time.sleep(0.2)
+        first.process.kill()
+        _, stderr = batch.communicate(timeout=120)
+    before = done_rows()
+    assert batch.returncode == 2 and "go on with --resume" in stderr and "Traceback" not in stderr, stderr
+    assert 2 <= len(before) < len(seeds) and all(r["status"] == "done" for r in before)
+    # every complete folder has its row; nothing half-downloaded is left under a final name
+    assert {p.name for p in out.iterdir() if p.is_dir() and not p.name.endswith(".partial")} == \
+        {f"{int(r['index']):04d}" for r in before}
+
+    class Gone:
+        url = first.url
+    refused = queue(Gone, path, out, "--seeds", *seeds)
+    assert refused.returncode == 2 and "--resume" in refused.stderr  # never mixed into silently
+    with ComfyServer(runtime.COMFYUI, tmp_path / "second") as second:
+        resumed = queue(second, path, out, "--seeds", *seeds, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    after = done_rows()
+    assert after[:len(before)] == before  # the finished rows, untouched
+    assert sorted(int(r["index"]) for r in after) == list(range(len(seeds)))
+    assert not list(out.glob("*.partial"))
+    demo = tiny_models.demo()
+    for row in after:
+        latent = safetensors.torch.load_file(str(next((out / f"{int(row['index']):04d}").glob("9_*.latent"))))
+        samples, _, _ = adaptive(demo, "euler", steps=50, cfg=3.0, seed=int(row["seed"]), threshold=0.01)
+        assert torch.equal(latent["latent_tensor"], samples), row
