@@ -1,154 +1,129 @@
-"""Queues a workflow on a running ComfyUI server many times, with overrides, and collects the results.
+"""Queues a workflow on one or more running ComfyUI servers many times, with overrides, and
+collects the results.
 
     .runtime/0.33.0/venv/bin/python scripts/queue_batch.py WORKFLOW_API.json --url http://127.0.0.1:8188 \\
         --seeds 1 2 3 --threshold 0.01 0.05 --sampler euler dpmpp_2m --out out/batch
 
-Every combination of the overrides is queued at once (the queue runs them one by one); progress
-comes over the websocket. Each finished prompt's images and latents are downloaded into the
-output folder and a row goes to results.csv at once, so nothing finished is lost when a later
-prompt fails. A prompt ComfyUI rejects is reported with its node_errors and the others go on.
-Overrides apply to every AdaptiveDiffusion sampler or patch node (and seed/sampler to core
-KSampler nodes). The workflow must be in API format (the frontend's "Export (API)").
-Standard library plus aiohttp, which ComfyUI ships.
+Every combination of the overrides is one prompt. Each server gets --in-flight prompts at a time
+and the next as soon as one finishes; a server that stops answering gets no more, and the prompt
+it held goes to the others. Progress comes over the websockets. Each finished prompt's images and
+latents are downloaded into the output folder and a row goes to results.csv at once, so nothing
+finished is lost when a later prompt or a server fails (--resume goes on from there). A prompt
+ComfyUI rejects is reported with its node_errors and the others go on. Overrides apply to every
+AdaptiveDiffusion sampler or patch node (and seed/sampler to core KSampler nodes). The workflow must
+be in API format (the frontend's "Export (API)"). Standard library plus aiohttp, which ComfyUI ships.
 """
 import argparse
 import asyncio
-import itertools
 import json
-import pathlib
 import sys
 import urllib.parse
 import uuid
 
 import aiohttp
 
+from batch_prompts import FIELDS, REPORT_NODES, BatchError, apply_overrides, combinations, load_workflow
 from batch_results import BatchResults, Progress, ResultsError, node_errors_text
 
-SAMPLER_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "KSampler", "KSamplerAdvanced",
-                 "KSamplerSelect"}
-SEED_NODES = SAMPLER_NODES | {"RandomNoise"}
-SKIP_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch"}
-REPORT_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionSkipReport"}
-SEED_INPUTS = ("seed", "noise_seed")
-SKIP_WIDGETS = ("threshold", "max_skip_steps", "reuse")
-FIELDS = ["index", "prompt_id", "status", "seed", *SKIP_WIDGETS, "sampler", "network_calls",
-          "full_run_network_calls", "expected_speedup", "computed_steps", "steps", "sampling_seconds",
-          "from_cache", "files", "error"]
+
+class Batch:
+    """What the workers share: the prompts still to run, the results, the progress line."""
+
+    def __init__(self, args, jobs):
+        self.args, self.workflow = args, load_workflow(args.workflow)
+        self.results = BatchResults(args.out, FIELDS, args.resume)
+        self.rows = [{**self.results.done[i], "index": i} for i, o in enumerate(jobs)
+                     if self.results.check_same_batch(i, o)]
+        self.todo = asyncio.Queue()
+        for index, overrides in enumerate(jobs):
+            if index not in self.results.done:
+                self.todo.put_nowait((index, overrides))
+        self.unfinished, self.lost = self.todo.qsize(), []
+        self.progress = Progress(len(jobs))
+        self.progress.done = len(self.rows)
+
+    def record(self, row):
+        self.results.record(row)
+        self.rows.append(row)
+        self.unfinished -= 1
+        self.progress.done += 1
+        self.progress.show()
 
 
-class BatchError(Exception):
+class ServerLost(Exception):
     pass
 
 
-def load_workflow(path):
-    workflow = json.loads(pathlib.Path(path).read_text())
-    if "nodes" in workflow and "links" in workflow:
-        raise BatchError(f"{path} is in the frontend's UI format; export it with 'Export (API)' and queue that file")
-    return workflow
-
-
-def apply_overrides(workflow, overrides):
-    prompt = json.loads(json.dumps(workflow))
-    touched = False
-    for node in prompt.values():
-        inputs, kind = node["inputs"], node["class_type"]
-        if kind in SEED_NODES and overrides.get("seed") is not None:
-            for name in SEED_INPUTS:
-                if name in inputs:
-                    inputs[name] = overrides["seed"]
-        if kind in SAMPLER_NODES and overrides.get("sampler") is not None:
-            inputs["sampler_name"] = overrides["sampler"]
-        if kind in SKIP_NODES:
-            touched = True
-            for name in SKIP_WIDGETS:
-                if overrides.get(name) is not None:
-                    inputs[name] = overrides[name]
-    if not touched and any(overrides.get(name) is not None for name in SKIP_WIDGETS):
-        raise BatchError("the workflow has no AdaptiveDiffusion node to apply --threshold/--max-skip-steps/--reuse to")
-    return prompt
-
-
-def combinations(args):
-    axes = {"seed": args.seeds or [None], "threshold": args.threshold or [None],
-            "max_skip_steps": args.max_skip_steps or [None], "reuse": args.reuse or [None],
-            "sampler": args.sampler or [None]}
-    names = list(axes)
-    return [dict(zip(names, values)) for values in itertools.product(*axes.values())] * args.repeat
-
-
 async def run_batch(args):
-    workflow = load_workflow(args.workflow)
-    jobs = combinations(args)
-    results = BatchResults(args.out, FIELDS, args.resume)
-    client_id = uuid.uuid4().hex
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    rows = [{**results.done[i], "index": i} for i, o in enumerate(jobs) if results.check_same_batch(i, o)]
+    batch = Batch(args, combinations(args))
     try:
-        async with aiohttp.ClientSession(args.url, timeout=timeout) as session:
-            try:
-                ws = await session.ws_connect(f"/ws?clientId={client_id}")
-            except (aiohttp.ClientConnectionError, OSError) as error:
-                raise BatchError(f"cannot reach ComfyUI at {args.url}: {error}") from None
-            await queue_and_follow(args, session, ws, client_id, workflow, jobs, results, rows)
-    except (aiohttp.ClientError, ConnectionError) as error:
-        raise BatchError(f"lost the connection to ComfyUI at {args.url} ({type(error).__name__}: {error}); "
-                         f"finished prompts are in {results.path}: go on with --resume") from None
+        await asyncio.gather(*(worker(batch, url) for url in args.url for _ in range(args.in_flight)))
     finally:
-        results.close()
+        batch.results.close()
     print()
-    return rows
+    if batch.unfinished:
+        raise BatchError(f"{'; '.join(batch.lost)}; finished prompts are in {batch.results.path}: "
+                         "go on with --resume")
+    return batch.rows
 
 
-async def queue_and_follow(args, session, ws, client_id, workflow, jobs, results, rows):
-    progress = Progress(len(jobs))
-    progress.done = len(rows)
+async def worker(batch, url):
+    """Runs one prompt at a time on one server until none is left; if the server stops answering,
+    the prompt in hand goes back to the queue for the other servers and this worker ends."""
+    client_id, started = uuid.uuid4().hex, False
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    try:
+        async with aiohttp.ClientSession(url, timeout=timeout) as session:
+            ws = await session.ws_connect(f"/ws?clientId={client_id}")
+            started = True
+            while batch.unfinished:
+                try:
+                    index, overrides = await asyncio.wait_for(batch.todo.get(), 0.5)
+                except asyncio.TimeoutError:
+                    continue  # all taken; one may still come back from a server that dies
+                try:
+                    row = await run_one(batch, session, ws, client_id, index, overrides)
+                except BaseException:
+                    batch.todo.put_nowait((index, overrides))
+                    raise
+                batch.record(row)
+    except (aiohttp.ClientError, ConnectionError, OSError, ServerLost) as error:
+        what = "lost the connection to" if started else "cannot reach"
+        batch.lost.append(f"{what} ComfyUI at {url} ({type(error).__name__}: {error})")
 
-    def record(row):
-        results.record(row)
-        rows.append(row)
-        progress.done += 1
-        progress.show()
 
-    pending = {}
-    for index, overrides in enumerate(jobs):
-        if index in results.done:
-            continue
-        prompt = apply_overrides(workflow, overrides)
-        async with session.post("/prompt", json={"prompt": prompt, "client_id": client_id}) as response:
-            body = await response.json()
-        row = {"index": index, **overrides}
-        if response.status != 200:
-            record({**row, "status": "rejected", "error": node_errors_text(body)})
-        else:
-            pending[body["prompt_id"]] = (row, prompt)
-    progress.show()
-    while pending:
-        message = await ws.receive(timeout=args.timeout)
+async def run_one(batch, session, ws, client_id, index, overrides):
+    prompt = apply_overrides(batch.workflow, overrides)
+    row = {"index": index, **overrides}
+    async with session.post("/prompt", json={"prompt": prompt, "client_id": client_id}) as response:
+        body = await response.json()
+    if response.status != 200:
+        return {**row, "status": "rejected", "error": node_errors_text(body)}
+    prompt_id = row["prompt_id"] = body["prompt_id"]
+    while True:
+        try:
+            message = await ws.receive(timeout=batch.args.timeout)
+        except asyncio.TimeoutError:
+            raise ServerLost(f"no news for {batch.args.timeout:g}s") from None
         if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
                             aiohttp.WSMsgType.ERROR):
-            raise BatchError(f"the server closed the websocket; finished prompts are in {results.path}: "
-                             "go on with --resume")
+            raise ServerLost("the server closed the websocket")
         if message.type != aiohttp.WSMsgType.TEXT:
             continue
         event = json.loads(message.data)
         data = event.get("data", {})
-        prompt_id = data.get("prompt_id")
-        if prompt_id not in pending:
+        if data.get("prompt_id") != prompt_id:
             continue
         if event["type"] == "progress":
-            progress.current = f"prompt {pending[prompt_id][0]['index']}: step {data['value']}/{data['max']}"
-            progress.show()
-        elif event["type"] in ("execution_success", "execution_error", "execution_interrupted"):
-            row, prompt = pending.pop(prompt_id)
-            row["prompt_id"] = prompt_id
-            if event["type"] == "execution_success":
-                row.update(await collect(session, prompt_id, prompt, results.folder(row["index"])))
-                results.complete(row["index"])
-                row["status"] = "done"
-            else:
-                row["status"] = "interrupted" if event["type"] == "execution_interrupted" else "failed"
-                row["error"] = data.get("exception_message", event["type"])
-            record(row)
+            batch.progress.current = f"prompt {index}: step {data['value']}/{data['max']}"
+            batch.progress.show()
+        elif event["type"] == "execution_success":
+            row.update(await collect(session, prompt_id, prompt, batch.results.folder(index)))
+            batch.results.complete(index)
+            return {**row, "status": "done"}
+        elif event["type"] in ("execution_error", "execution_interrupted"):
+            status = "interrupted" if event["type"] == "execution_interrupted" else "failed"
+            return {**row, "status": status, "error": data.get("exception_message", event["type"])}
 
 
 async def history_entry(session, prompt_id, timeout=60):
@@ -191,7 +166,10 @@ async def collect(session, prompt_id, prompt, folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workflow", help="workflow JSON in API format")
-    parser.add_argument("--url", default="http://127.0.0.1:8188")
+    parser.add_argument("--url", nargs="+", default=["http://127.0.0.1:8188"],
+                        help="one or more ComfyUI servers; prompts are spread over them")
+    parser.add_argument("--in-flight", type=int, default=2,
+                        help="prompts queued at once on each server (2 keeps it busy while results download)")
     parser.add_argument("--seeds", type=int, nargs="+")
     parser.add_argument("--threshold", type=float, nargs="+")
     parser.add_argument("--max-skip-steps", type=int, nargs="+")
@@ -207,9 +185,6 @@ def main(argv=None):
         rows = asyncio.run(run_batch(args))
     except (BatchError, ResultsError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    except asyncio.TimeoutError:
-        print(f"error: no news from the server for {args.timeout}s; finished prompts are in results.csv", file=sys.stderr)
         return 2
     failed = [r for r in rows if r["status"] != "done"]
     print(f"{len(rows) - len(failed)}/{len(rows)} prompts done; results in {args.out}/results.csv")

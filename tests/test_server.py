@@ -1,7 +1,6 @@
 """The extension inside a real ComfyUI server: loading, /object_info, POST /prompt, /history."""
 import json
 import math
-import pathlib
 import re
 import urllib.request
 import sys
