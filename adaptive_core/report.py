@@ -49,7 +49,8 @@ class RunReport:
 
     def summary(self):
         c = self.config
-        partial = "" if self.status == "complete" else f"{self.status.upper()} after {len(self.records)} of {self.schedule_steps} steps, "
+        partial = ("" if self.status == "complete"
+                   else f"{self.status.upper()} after {len(self.records)} of {self.schedule_steps} steps, ")
         line = (f"AdaptiveDiffusion: {partial}computed {self.computed_steps}/{len(self.records)} steps "
                 f"({self.call_ratio:.2f}x fewer calls), δ={c.threshold:g}, C_max={c.max_skip_steps}, "
                 f"warmup={c.warmup_steps}, reuse={c.reuse_strategy}, sampler={self.sampler}")
