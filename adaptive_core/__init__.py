@@ -1,22 +1,22 @@
 """AdaptiveDiffusion (NeurIPS 2024) step skipping and AdaDiff (ECCV 2024) early exit as a
-framework-free library: torch, numpy and Pillow only.
+framework-free library: torch only (the pictures of a run are in ``maps/``).
 
 The ComfyUI adapter in ``nodes/`` feeds it one call at a time; nothing here imports ComfyUI.
 """
+from .interfaces import Decision, PolicyConfig, Reason, Reuse, RunStatus, SkipPolicy
 from .config import SkipConfig
 from .estimator import ThirdOrderEstimator
-from .policy import SkipPolicy, Decision
-from .reuse import NoisePredictionCache
+from .policy import AdaptiveSkipPolicy
+from .reuse import REUSE_STRATEGIES, NoisePredictionCache, broadcast_sigma, lagrange
 from .steps import StepTracker
 from .report import RunReport, StepRecord
 from .run import AdaptiveRun
-from .skip_map import render_skip_map
 from .uncertainty import UncertaintyHeads
 from .early_exit import ExitReport, ExitRun
-from .layer_map import render_layer_map
 
 __all__ = [
-    "SkipConfig", "ThirdOrderEstimator", "SkipPolicy", "Decision", "NoisePredictionCache",
-    "StepTracker", "RunReport", "StepRecord", "AdaptiveRun", "render_skip_map",
-    "UncertaintyHeads", "ExitReport", "ExitRun", "render_layer_map",
+    "Decision", "PolicyConfig", "Reason", "Reuse", "RunStatus", "SkipPolicy", "SkipConfig",
+    "ThirdOrderEstimator", "AdaptiveSkipPolicy", "REUSE_STRATEGIES", "NoisePredictionCache",
+    "broadcast_sigma", "lagrange", "StepTracker", "RunReport", "StepRecord", "AdaptiveRun",
+    "UncertaintyHeads", "ExitReport", "ExitRun",
 ]

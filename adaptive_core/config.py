@@ -1,7 +1,9 @@
 import dataclasses
 import math
 
-from .reuse import REUSE_STRATEGIES
+from .estimator import FIRST_JUDGED_STEP
+from .policy import AdaptiveSkipPolicy
+from .reuse import REUSE_STRATEGIES, NoisePredictionCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,8 +20,8 @@ class SkipConfig:
                       guard only counts after five decisions, and its C_max = 0 means unlimited.
                       It also reuses as the reference does (``hold``), whatever ``reuse`` says.
     reuse:            what a skipped step uses in place of the network's noise prediction: the
-                      last one (``hold``, the paper) or an extrapolation in σ from the last two
-                      (``linear``) or three (``lagrange``) real calls (see reuse.py).
+                      last one (``hold``, the paper) or an extrapolation along the schedule from
+                      the last two (``linear``) or three (``lagrange``) real calls (see reuse.py).
     """
     threshold: float = 0.01
     max_skip_steps: int = 4
@@ -28,22 +30,38 @@ class SkipConfig:
     reuse: str = "linear"
 
     def __post_init__(self):
-        for problem in self.problems():
+        for problem in validate(self.threshold, self.max_skip_steps, self.warmup_steps, self.reuse):
             raise ValueError(problem)
 
-    def problems(self):
-        return validate(self.threshold, self.max_skip_steps, self.warmup_steps, self.reuse)
+    def disabled_because(self):
+        if self.threshold <= 0:
+            return "threshold is 0 (skipping disabled)"
+        if self.max_skip_steps == 0 and not self.reference_quirks:
+            return "max_skip_steps is 0"
+        return None
 
     @property
-    def enabled(self):
-        return self.threshold > 0 and (self.max_skip_steps > 0 or self.reference_quirks)
+    def first_judged_step(self):
+        return max(self.warmup_steps, FIRST_JUDGED_STEP)
 
     @property
     def reuse_strategy(self):
         return "hold" if self.reference_quirks else self.reuse
 
+    def build(self):
+        return AdaptiveSkipPolicy(self), NoisePredictionCache(self.reuse_strategy)
 
-def validate(threshold, max_skip_steps, warmup_steps, reuse="hold"):
+    def settings(self):
+        return {"threshold": self.threshold, "max_skip_steps": self.max_skip_steps,
+                "warmup_steps": self.warmup_steps, "reference_quirks": self.reference_quirks,
+                "reuse": self.reuse_strategy}
+
+    def describe(self):
+        return (f"δ={self.threshold:g}, C_max={self.max_skip_steps}, warmup={self.warmup_steps}, "
+                f"reuse={self.reuse_strategy}")
+
+
+def validate(threshold, max_skip_steps, warmup_steps, reuse):
     """Human-readable problems with these widget values, each naming its widget."""
     problems = []
     if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or not 0 <= threshold <= 1:

@@ -4,6 +4,7 @@ import json
 
 import torch
 
+from .interfaces import RunStatus
 from .steps import StepTracker
 from .uncertainty import UncertaintyHeads
 
@@ -28,6 +29,7 @@ class ExitReport:
     schedule_steps: int = 0
     steps: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    status: RunStatus = RunStatus.COMPLETE
 
     @property
     def calls(self):
@@ -44,7 +46,8 @@ class ExitReport:
         return self.blocks_evaluated / full if full else 1.0
 
     def summary(self):
-        line = (f"AdaDiff early exit: {self.blocks_evaluated}/{self.calls * self.total_blocks} blocks evaluated "
+        partial = "" if self.status == RunStatus.COMPLETE else f"{self.status.upper()}: "
+        line = (f"AdaDiff early exit: {partial}{self.blocks_evaluated}/{self.calls * self.total_blocks} blocks evaluated "
                 f"({100 * (1 - self.block_fraction):.1f}% skipped) over {self.calls} forward passes, "
                 f"certainty threshold {self.threshold:g}")
         return "; ".join([line] + self.notes)
@@ -52,6 +55,7 @@ class ExitReport:
     def as_dict(self):
         return {
             "method": "AdaDiff early exit",
+            "status": self.status,
             "threshold": self.threshold,
             "blocks": self.total_blocks,
             "steps": [s.as_dict(self.total_blocks) for s in self.steps],
@@ -106,7 +110,8 @@ class ExitRun:
         record.calls += 1
         record.blocks += self.blocks
 
-    def finish(self) -> ExitReport:
+    def finish(self, status: RunStatus = RunStatus.COMPLETE) -> ExitReport:
+        self.report.status = status
         if not self.enabled:
             self.report.notes.append("no exits: the certainty threshold is above 1")
         elif self.report.calls and self.report.block_fraction == 1.0:

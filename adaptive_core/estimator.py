@@ -2,6 +2,8 @@ import torch
 
 # Latents the estimator compares: x_{k-3} .. x_k give the first differences d_{k-2}, d_{k-1}, d_k.
 LATENTS_NEEDED = 4
+# The value read before step k needs x_0 .. x_k, so step 3 is the first a policy can judge.
+FIRST_JUDGED_STEP = LATENTS_NEEDED - 1
 
 
 class ThirdOrderEstimator:

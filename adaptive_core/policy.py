@@ -1,62 +1,66 @@
-import dataclasses
 import math
 
-from .config import SkipConfig
-from .estimator import LATENTS_NEEDED
+from .estimator import FIRST_JUDGED_STEP, LATENTS_NEEDED
+from .interfaces import Decision, Reason
+
+# The reference judges from step 4 on: one step later than the estimator allows.
+REFERENCE_FIRST_JUDGED_STEP = FIRST_JUDGED_STEP + 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Decision:
-    compute: bool
-    reason: str  # why: warmup, estimator, max_skip, disabled, sampler, non_finite, no_cache
-
-
-class SkipPolicy:
-    """Turns the estimator value before step k into compute-or-reuse for step k.
+class AdaptiveSkipPolicy:
+    """The paper's rule: the estimator value before step k turns into compute-or-reuse for step k.
 
     Steps count from the first step this run samples (denoise < 1 and start_at_step included).
+    Built by SkipConfig, which has already declined to run it when its settings never skip.
     """
 
-    def __init__(self, config: SkipConfig):
+    def __init__(self, config):
         self.config = config
         self.judged = []  # computed? for each step from the reference's first judged step on
         self.consecutive_skips = 0
+        self.smallest_value = math.inf
 
     def decide(self, step: int, value: float) -> Decision:
-        decision = self._decide(step, value)
-        if step >= LATENTS_NEEDED:
+        if math.isfinite(value):
+            self.smallest_value = min(self.smallest_value, value)
+        decision = self._decide_like_reference(step, value) if self.config.reference_quirks else self._decide(step, value)
+        if step >= REFERENCE_FIRST_JUDGED_STEP:
             self.judged.append(decision.compute)
         self.consecutive_skips = 0 if decision.compute else self.consecutive_skips + 1
         return decision
 
     def overrule(self, decision: Decision):
-        """The run had to compute a step the policy meant to skip."""
         self.consecutive_skips = 0
         if self.judged:
             self.judged[-1] = decision.compute
 
+    def why_nothing_skipped(self, steps):
+        if steps <= self.config.first_judged_step:
+            return (f"all {steps} steps are warm-up steps (warmup_steps={self.config.warmup_steps}; "
+                    f"the estimator needs {LATENTS_NEEDED} latents)")
+        if math.isfinite(self.smallest_value):
+            return (f"the estimator never fell to δ={self.config.threshold:g} "
+                    f"(smallest value {self.smallest_value:.4g})")
+        return None
+
     def _decide(self, step, value):
         c = self.config
-        if c.threshold <= 0:
-            return Decision(True, "disabled")
-        if c.reference_quirks:
-            return self._decide_like_reference(step, value)
-        if step < max(c.warmup_steps, LATENTS_NEEDED - 1):
-            return Decision(True, "warmup")
+        if step < c.first_judged_step:
+            return Decision(True, Reason.WARMUP)
         if not math.isfinite(value):
-            return Decision(True, "non_finite")
+            return Decision(True, Reason.NON_FINITE)
         if self.consecutive_skips >= c.max_skip_steps:
-            return Decision(True, "max_skip")
-        return Decision(value > c.threshold, "estimator")
+            return Decision(True, Reason.MAX_SKIP)
+        return Decision(value > c.threshold, Reason.ESTIMATOR)
 
     def _decide_like_reference(self, step, value):
-        # The reference judges step k >= 4 only; its guard looks at the outcomes of the steps
-        # from 4 on, only once more than four exist, and `mask[-0:]` is the whole list.
-        if step < max(self.config.warmup_steps, LATENTS_NEEDED):
-            return Decision(True, "warmup")
+        # The reference's guard looks at the outcomes of the steps from its first judged step on,
+        # only once more than four exist, and `mask[-0:]` is the whole list.
+        if step < max(self.config.warmup_steps, REFERENCE_FIRST_JUDGED_STEP):
+            return Decision(True, Reason.WARMUP)
         recent = self.judged[-self.config.max_skip_steps:]
         if len(self.judged) > 4 and not any(recent):
-            return Decision(True, "max_skip")
+            return Decision(True, Reason.MAX_SKIP)
         if not math.isfinite(value):
-            return Decision(True, "non_finite")
-        return Decision(value > self.config.threshold, "estimator")
+            return Decision(True, Reason.NON_FINITE)
+        return Decision(value > self.config.threshold, Reason.ESTIMATOR)

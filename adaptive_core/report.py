@@ -2,7 +2,7 @@ import dataclasses
 import json
 import math
 
-from .config import SkipConfig
+from .interfaces import Decision, PolicyConfig, Reason, RunStatus
 
 
 @dataclasses.dataclass
@@ -10,20 +10,24 @@ class StepRecord:
     step: int
     sigma: float
     computed: bool
-    reason: str
+    reason: Reason
     estimator: float  # r_k seen before this step; NaN where it could not be computed yet
     calls: int = 0  # network calls (CFG'd model evaluations) this step made or skipped
 
+    @property
+    def cell(self):
+        return Decision(self.computed, self.reason).cell
+
     def as_dict(self):
         return {"step": self.step, "sigma": self.sigma, "computed": self.computed, "reason": self.reason,
-                "estimator": self.estimator if math.isfinite(self.estimator) else None,
+                "cell": self.cell, "estimator": self.estimator if math.isfinite(self.estimator) else None,
                 "calls": self.calls}
 
 
 @dataclasses.dataclass
 class RunReport:
     """What one sampling run did: per step computed or reused, and the totals."""
-    config: SkipConfig
+    config: PolicyConfig
     sampler: str = "unknown"
     schedule_steps: int = 0
     records: list = dataclasses.field(default_factory=list)
@@ -32,7 +36,7 @@ class RunReport:
     notes: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0  # wall time of the whole sampling run
     reuse_fallbacks: int = 0  # skipped calls whose extrapolation fell back to a lower order
-    status: str = "complete"  # or "interrupted" (cancelled by the user), "failed" (an error ended it)
+    status: RunStatus = RunStatus.COMPLETE
 
     @property
     def full_calls(self):
@@ -47,26 +51,24 @@ class RunReport:
         """Network calls of a full run per call made: the expected speedup."""
         return self.full_calls / self.calls_made if self.calls_made else 1.0
 
+    @property
+    def threshold(self):
+        """The threshold line the maps draw: the policy's threshold while it can skip, else None."""
+        return None if self.config.disabled_because() else self.config.settings().get("threshold")
+
     def summary(self):
-        c = self.config
         partial = ("" if self.status == "complete"
                    else f"{self.status.upper()} after {len(self.records)} of {self.schedule_steps} steps, ")
         line = (f"AdaptiveDiffusion: {partial}computed {self.computed_steps}/{len(self.records)} steps "
-                f"({self.call_ratio:.2f}x fewer calls), δ={c.threshold:g}, C_max={c.max_skip_steps}, "
-                f"warmup={c.warmup_steps}, reuse={c.reuse_strategy}, sampler={self.sampler}")
+                f"({self.call_ratio:.2f}x fewer calls), {self.config.describe()}, sampler={self.sampler}")
         return "; ".join([line] + self.notes)
 
     def as_dict(self):
-        c = self.config
         return {
             "method": "AdaptiveDiffusion",
             "status": self.status,
             "sampler": self.sampler,
-            "threshold": c.threshold,
-            "max_skip_steps": c.max_skip_steps,
-            "warmup_steps": c.warmup_steps,
-            "reference_quirks": c.reference_quirks,
-            "reuse": c.reuse_strategy,
+            **self.config.settings(),
             "steps": [r.as_dict() for r in self.records],
             "totals": {
                 "steps": len(self.records),

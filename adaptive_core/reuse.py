@@ -29,7 +29,7 @@ class NoisePredictionCache:
     different, worse approximation.
     """
 
-    def __init__(self, strategy: str = "hold"):
+    def __init__(self, strategy: str):
         self.order = REUSE_STRATEGIES[strategy]
         self.times = []  # schedule positions (host floats) of the remembered real calls, oldest first
         self.derivatives = []
@@ -43,7 +43,7 @@ class NoisePredictionCache:
             self.times.pop()
             self.derivatives.pop()
         self.times.append(at)
-        self.derivatives.append(((x - denoised) / _broadcast(sigma, x)).detach())
+        self.derivatives.append(((x - denoised) / broadcast_sigma(sigma, x)).detach())
         del self.times[:-(self.order + 1)], self.derivatives[:-(self.order + 1)]
 
     def finite(self) -> torch.Tensor:
@@ -54,7 +54,7 @@ class NoisePredictionCache:
         return bool(self.derivatives) and self.derivatives[-1].shape == x.shape
 
     def rebuild(self, x: torch.Tensor, sigma: torch.Tensor, at: float) -> torch.Tensor:
-        return x - _broadcast(sigma, x) * self.extrapolate(at)
+        return x - broadcast_sigma(sigma, x) * self.extrapolate(at)
 
     def extrapolate(self, at: float) -> torch.Tensor:
         held = self.derivatives[-1]
@@ -65,7 +65,7 @@ class NoisePredictionCache:
             usable = usable if forward else 1
         prediction, lower, accepted, limit = held, held, None, MAX_CORRECTION * held.norm()
         for points in range(2, usable + 1):
-            candidate = _lagrange(self.times[-points:], self.derivatives[-points:], at)
+            candidate = lagrange(self.times[-points:], self.derivatives[-points:], at)
             change = (candidate - lower).norm()
             ok = change <= limit
             accepted = ok if accepted is None else accepted & ok
@@ -86,7 +86,7 @@ class NoisePredictionCache:
         self.times, self.derivatives = [], []
 
 
-def _lagrange(nodes, values, at):
+def lagrange(nodes, values, at):
     """The polynomial through (nodes[i], values[i]) evaluated at ``at``; weights on the host."""
     total = 0
     for i, (node, value) in enumerate(zip(nodes, values)):
@@ -98,5 +98,6 @@ def _lagrange(nodes, values, at):
     return total
 
 
-def _broadcast(sigma, x):
+def broadcast_sigma(sigma, x):
+    """σ of shape (batch,) shaped to multiply x."""
     return sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1)).to(x.dtype)

@@ -14,9 +14,32 @@ real calls; scaled by their distance when they are further apart), and a second 
 window reuses the observed ψ_k instead of chaining extrapolations. ψ here is k-diffusion's
 derivative d (ε or velocity): the network output up to the σ scaling. Steps are counted per call,
 so this baseline is only run on single-call samplers.
+
+Each baseline is a PolicyConfig (adaptive_core/interfaces.py): the product's patch_model runs it
+through the same run and wrappers as the paper's rule.
 """
-from adaptive_diffusion.adaptive_core.policy import Decision
-from adaptive_diffusion.adaptive_core.reuse import NoisePredictionCache, _broadcast, _lagrange
+import dataclasses
+
+from adaptive_diffusion.adaptive_core import (AdaptiveSkipPolicy, Decision, NoisePredictionCache, Reason,
+                                              SkipConfig, broadcast_sigma, lagrange)
+
+
+class Baseline:
+    """What every baseline config shares: it always runs, and reports its fields."""
+
+    def disabled_because(self):
+        return None
+
+    def settings(self):
+        return {"policy": type(self).__name__, **dataclasses.asdict(self)}
+
+    def describe(self):
+        return ", ".join(f"{k}={v}" for k, v in self.settings().items())
+
+
+class NeverExplains:
+    def why_nothing_skipped(self, steps):
+        return None
 
 
 class History(NoisePredictionCache):
@@ -36,11 +59,11 @@ class History(NoisePredictionCache):
 class SadaCache(History):
     def rebuild(self, x, sigma, at):
         if len(self.times) < 3:
-            return x - _broadcast(sigma, x) * self.derivatives[-1]
-        return _lagrange(self.times, self.denoised, at)
+            return x - broadcast_sigma(sigma, x) * self.derivatives[-1]
+        return lagrange(self.times, self.denoised, at)
 
 
-class SadaPolicy:
+class SadaPolicy(NeverExplains):
     def __init__(self, history, tolerance, max_skips=1, warmup_steps=4):
         self.history, self.tolerance, self.max_skips, self.warmup_steps = history, tolerance, max_skips, warmup_steps
         self.skips = 0
@@ -53,17 +76,20 @@ class SadaPolicy:
             first = (y[2] - y[1]).norm()
             stable = bool(second <= self.tolerance * first)
         self.skips = self.skips + 1 if stable else 0
-        return Decision(not stable, "sada")
+        return Decision(not stable, Reason.ESTIMATOR)
 
     def overrule(self, decision):
         self.skips = 0
 
 
-def sada(tolerance, max_skips=1):
-    def parts():
+@dataclasses.dataclass(frozen=True)
+class Sada(Baseline):
+    tolerance: float
+    max_skips: int = 1
+
+    def build(self):
         history = SadaCache()
-        return SadaPolicy(history, tolerance, max_skips), history
-    return parts
+        return SadaPolicy(history, self.tolerance, self.max_skips), history
 
 
 class ZeusCache(History):
@@ -84,10 +110,10 @@ class ZeusCache(History):
             prediction = y[-1] + (y[-1] - y[-2]) / (last - before)
         else:
             prediction = y[-1]
-        return x - _broadcast(sigma, x) * prediction
+        return x - broadcast_sigma(sigma, x) * prediction
 
 
-class EveryKth:
+class EveryKth(NeverExplains):
     """Fixed-interval reuse: after warm-up, call the network on every k-th step only (ZEUS's
     schedule, and the plain fixed-interval baseline)."""
 
@@ -96,14 +122,69 @@ class EveryKth:
 
     def decide(self, step, value):
         compute = step < self.warmup_steps or (step - self.warmup_steps) % self.k == 0
-        return Decision(compute, "interval")
+        return Decision(compute, Reason.SCHEDULE)
 
     def overrule(self, decision):
         pass
 
 
-def zeus(interval):
-    def parts():
-        return EveryKth(interval), ZeusCache()
-    return parts
+@dataclasses.dataclass(frozen=True)
+class Zeus(Baseline):
+    interval: int
+
+    def build(self):
+        return EveryKth(self.interval), ZeusCache()
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedInterval(Baseline):
+    """Every k-th step computes, the others hold the last prediction."""
+    k: int
+
+    def build(self):
+        return EveryKth(self.k), NoisePredictionCache("hold")
+
+
+class ForcedPolicy(NeverExplains):
+    def __init__(self, skipped):
+        self.skipped = skipped
+
+    def decide(self, step, value):
+        return Decision(step not in self.skipped, Reason.SCHEDULE)
+
+    def overrule(self, decision):
+        pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Forced(Baseline):
+    """A given set of steps reuses (holding the last prediction), every other step computes: the
+    greedy oracle's paths."""
+    skipped: frozenset
+
+    def build(self):
+        return ForcedPolicy(self.skipped), NoisePredictionCache("hold")
+
+
+class StaleDenoised(NoisePredictionCache):
+    """What ComfyUI-AccelDiff reuses: the last denoised image itself, not the noise prediction."""
+
+    def __init__(self):
+        super().__init__("hold")
+
+    def store(self, x, sigma, denoised, at):
+        self.derivatives = [denoised.detach()]
+
+    def rebuild(self, x, sigma, at):
+        return self.derivatives[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class StaleX0(Baseline):
+    """The paper's rule, reusing the stale denoised image instead of the noise prediction."""
+    threshold: float
+    max_skip_steps: int = 4
+
+    def build(self):
+        return AdaptiveSkipPolicy(SkipConfig(self.threshold, self.max_skip_steps)), StaleDenoised()
 

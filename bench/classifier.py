@@ -4,7 +4,7 @@ share of samples the classifier recognises as their prompt. No downloaded weight
 import torch
 from torch import nn
 
-from adaptive_diffusion.adaptive_core import demo_space
+from adaptive_diffusion.demo import space as demo_space
 
 
 class Classifier(nn.Module):

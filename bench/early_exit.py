@@ -29,7 +29,8 @@ import metrics  # noqa: E402
 import plot  # noqa: E402
 import quality  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import SkipConfig, demo_space  # noqa: E402
+from adaptive_diffusion.adaptive_core import SkipConfig  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import AdaptiveDiffusionEarlyExit, exit_holder_of  # noqa: E402
 from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
@@ -53,7 +54,7 @@ def configurations(model):
            (REFERENCE_METHODS["fine-tuned"], "", "fine-tuned", early_exit(model, FULL, 1.01))]
     out += [("heads-only exit", f"τ={t}", "original", early_exit(model, HEADS, t)) for t in HEADS_THRESHOLDS]
     out += [("fine-tuned exit", f"τ={t}", "fine-tuned", early_exit(model, FULL, t)) for t in FULL_THRESHOLDS]
-    out += [("step skipping (linear)", f"δ={d}", "original", methods.ours(model, d, 4, reuse="linear"))
+    out += [("step skipping (linear)", f"δ={d}", "original", methods.ours(model, d, 4, "linear"))
             for d in SKIP_THRESHOLDS]
     out += [("heads-only exit + step skipping", f"τ={t} δ={d}", "original",
              patch_model(early_exit(model, HEADS, t), SkipConfig(d, 4, 4, reuse="linear"))[0])

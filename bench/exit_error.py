@@ -12,7 +12,7 @@ import sys
 import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests")]
+sys.path.insert(0, str(REPO / "scripts"))
 import train_early_exit  # noqa: E402  (imports ComfyUI)
 
 import comfy.sd  # noqa: E402

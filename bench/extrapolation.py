@@ -19,8 +19,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import methods  # noqa: E402  (imports ComfyUI)
 import quality  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import NoisePredictionCache, SkipConfig, demo_space  # noqa: E402
-from adaptive_diffusion.adaptive_core.reuse import _lagrange  # noqa: E402
+from adaptive_diffusion.adaptive_core import NoisePredictionCache, SkipConfig, lagrange  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
 VARIABLES = {"σ": lambda sigmas: sigmas, "log σ": lambda sigmas: [math.log(s) for s in sigmas],
@@ -60,7 +60,7 @@ def main():
                 for k in range(8, len(trace)):
                     for order, degree in ORDERS.items():
                         points = list(range(k - h - degree, k - h + 1))
-                        prediction = x[k] - sigmas[k] * _lagrange([t[i] for i in points], [d[i] for i in points], t[k])
+                        prediction = x[k] - sigmas[k] * lagrange([t[i] for i in points], [d[i] for i in points], t[k])
                         errors[order].append(float((prediction - denoised[k]).norm() / denoised[k].norm()))
             lines.append(f"| {name} | {h} | " + " | ".join(f"{statistics.mean(e):.4f}" for e in errors.values()) + " |")
     lines += ["", "Reproduce: .runtime/0.33.0/venv/bin/python bench/extrapolation.py"]

@@ -15,14 +15,14 @@ import time
 
 import torch
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import runtime  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import quality  # noqa: E402  (imports ComfyUI)
 
-runtime.import_comfy()
-import sampling  # noqa: E402
-import tiny_models  # noqa: E402
 from adaptive_diffusion.adaptive_core import AdaptiveRun, SkipConfig  # noqa: E402
+from adaptive_diffusion.nodes.ksampler import AdaptiveDiffusionKSampler  # noqa: E402
+
+REPO = quality.REPO
+PROMPT = "a circle"
 
 LATENT_SIZES = {"demo model 16x1x8x8": (1, 16, 1, 8, 8), "SDXL 1024px 4x128x128": (1, 4, 128, 128),
                 "Wan 480p 81 frames 16x21x60x104": (1, 16, 21, 60, 104)}
@@ -49,17 +49,24 @@ def estimator_cost_us(shape, steps=50, repeats=5):
     return statistics.median(costs)
 
 
-def interleaved(model, sampler, args):
+def node_run(bench, sampler, steps, threshold, reuse):
+    """The AdaptiveDiffusion KSampler node as a workflow runs it; its report."""
+    latent = {"samples": torch.zeros(1, 16, 1, 8, 8)}
+    result = AdaptiveDiffusionKSampler.execute(bench.model, 1, steps, quality.CFG, sampler, quality.SCHEDULER,
+                                               bench.positive[PROMPT], bench.negative, latent, 1.0,
+                                               threshold, 4, 4, reuse).result
+    return json.loads(result[2])
+
+
+def interleaved(bench, sampler, args):
     """Stock, threshold 0 and skipping on (the default reuse and the paper's hold), run in turn
     `repeats` times; medians and ratios."""
+    default = SkipConfig().reuse
     arms = {
-        "stock": lambda: (sampling.stock(model, sampler, steps=args.steps, cfg=3.0), None),
-        "adaptive_threshold_0": lambda: sampling.adaptive(model, sampler, steps=args.steps, cfg=3.0,
-                                                          threshold=0.0)[::2],
-        "adaptive": lambda: sampling.adaptive(model, sampler, steps=args.steps, cfg=3.0,
-                                              threshold=args.threshold)[::2],
-        "adaptive_hold": lambda: sampling.adaptive(model, sampler, steps=args.steps, cfg=3.0,
-                                                   threshold=args.threshold, reuse="hold")[::2],
+        "stock": lambda: bench.sample(bench.model, PROMPT, 1, sampler, args.steps)[3],  # no report: None
+        "adaptive_threshold_0": lambda: node_run(bench, sampler, args.steps, 0.0, default),
+        "adaptive": lambda: node_run(bench, sampler, args.steps, args.threshold, default),
+        "adaptive_hold": lambda: node_run(bench, sampler, args.steps, args.threshold, "hold"),
     }
     for arm in arms.values():  # warm-up
         arm()
@@ -67,7 +74,7 @@ def interleaved(model, sampler, args):
     reports = {}
     for _ in range(args.repeats):
         for name, arm in arms.items():
-            seconds, (_, report) = timed(arm)
+            seconds, report = timed(arm)
             times[name].append(seconds)
             reports[name] = report
     medians = {name: statistics.median(t) for name, t in times.items()}
@@ -91,12 +98,12 @@ def main():
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
-    model = tiny_models.demo()
+    bench = quality.Bench()
     result = {
         "machine": "2-core CPU (the project's development machine), torch threads = 1",
         "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, cfg 3",
         "steps": args.steps, "repeats": args.repeats, "threshold": args.threshold,
-        "samplers": {sampler: interleaved(model, sampler, args) for sampler in args.samplers},
+        "samplers": {sampler: interleaved(bench, sampler, args) for sampler in args.samplers},
         "estimator_us_per_step": {name: estimator_cost_us(shape) for name, shape in LATENT_SIZES.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)

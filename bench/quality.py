@@ -6,7 +6,7 @@
 Everything runs through the real ComfyUI runtime (its loader, samplers, schedulers, CFG and
 EasyCache/LazyCache nodes) on assets/demo_wan21.safetensors. Quality is measured against the
 full run of the same prompt and seed: PSNR and SSIM of the decoded pictures (exact decoding, see
-adaptive_core/demo_space.py) and the latent's relative L2 error. Network calls are counted as
+demo/space.py) and the latent's relative L2 error. Network calls are counted as
 real forward passes of the diffusion model. Writes docs/bench/: quality.csv (one row per run),
 summary.md (tables), pareto_<sampler>.png, oracle.json, computed_steps_by_prompt.png.
 """
@@ -31,7 +31,7 @@ import comfy.sd  # noqa: E402
 import nodes  # noqa: E402
 import safetensors.torch  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.patch import holder_of  # noqa: E402
 
 REPO = methods.REPO
@@ -113,9 +113,9 @@ def configurations(model, steps, sweep):
     """(method, params, patched model, steps to sample) for one sampler and step count."""
     thresholds = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2] if sweep else [DEFAULT_THRESHOLD, 0.05]
     caches = [0.05, 0.1, 0.2, 0.4] if sweep else [0.2]
-    out = [("ours", f"δ={t} C_max=4", methods.ours(model, t, 4), steps) for t in thresholds]
+    out = [("ours", f"δ={t} C_max=4", methods.ours(model, t, 4, "hold"), steps) for t in thresholds]
     if sweep:
-        out += [("ours", f"δ=0.05 C_max={c}", methods.ours(model, 0.05, c), steps) for c in (2, 8)]
+        out += [("ours", f"δ=0.05 C_max={c}", methods.ours(model, 0.05, c, "hold"), steps) for c in (2, 8)]
         out += [("stale x0 (AccelDiff)", f"δ={t}", methods.stale_x0(model, t), steps) for t in (0.01, 0.05)]
         out += [("fixed interval", f"k={k}", methods.fixed_interval(model, k), steps) for k in (2, 3)]
     out += [("EasyCache", f"thr={t}", methods.easycache(model, t), steps) for t in caches]

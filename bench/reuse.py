@@ -24,15 +24,15 @@ import methods  # noqa: E402  (imports ComfyUI)
 import plot  # noqa: E402
 import quality  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
-from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
+from adaptive_diffusion.adaptive_core import REUSE_STRATEGIES  # noqa: E402
 
 THRESHOLDS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]
 SPEEDUPS = [1.5, 2.0, 2.5, 3.0]
 
 
 def configurations(model, thresholds):
-    out = [(f"ours {reuse}", f"δ={t}", methods.ours(model, t, 4, reuse=reuse))
+    out = [(f"ours {reuse}", f"δ={t}", methods.ours(model, t, 4, reuse))
            for reuse in REUSE_STRATEGIES for t in thresholds]
     out += [("SADA (step-level)", f"τ={t} skips={k}", methods.sada(model, t, k))
             for t, k in ((0.5, 1), (1.0, 1), (1.5, 1), (3.0, 1), (1.0, 2), (3.0, 2))]

@@ -9,7 +9,7 @@ import safetensors.torch
 import torch
 from comfy_api.latest import io
 
-from ..adaptive_core import demo_space
+from ..demo import space as demo_space
 from .widgets import CATEGORY, check_declared
 
 ASSETS = pathlib.Path(__file__).resolve().parents[1] / "assets"

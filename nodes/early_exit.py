@@ -2,12 +2,11 @@
 
 After each transformer block the patch asks the run whether to exit; once it has, every later
 block returns its input unchanged without running, and the model's own final head turns the
-hidden state into the output. OUTER_SAMPLE owns the run's state (dropped in ``finally``);
-APPLY_MODEL brackets each forward pass (every model family goes through it). Step skipping (patch.py) sits above, at PREDICT_NOISE,
-so a skipped step never reaches these patches: the two compose without knowing of each other.
+hidden state into the output. OUTER_SAMPLE (run_scope.py) owns the run's state; APPLY_MODEL
+brackets each forward pass (every model family goes through it). Step skipping (patch.py) sits
+above, at PREDICT_NOISE, so a skipped step never reaches these patches: the two compose without
+knowing of each other.
 """
-import logging
-
 import comfy.ldm.modules.diffusionmodules.mmdit
 import comfy.ldm.wan.model
 import comfy.patcher_extension
@@ -16,8 +15,9 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..adaptive_core import ExitReport, ExitRun, render_layer_map
-from .run_scope import SharedHolder, run_options
+from ..adaptive_core import ExitReport, ExitRun
+from ..maps import render_layer_map
+from .run_scope import SharedHolder, attach, holder_on
 from .sidecar import FOLDER, check_matches, load_sidecar
 from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared
 
@@ -41,10 +41,12 @@ def transformer_blocks(diffusion_model):
 
 
 class EarlyExitHolder(SharedHolder):
-    """Per patched model: the heads, the threshold, and the report of its last run."""
-
     def __init__(self, heads, threshold):
         self.heads, self.threshold = heads, threshold
+
+    def start_run(self, guider, sigmas, sampler, options) -> ExitRun:
+        self.heads.to(guider.model_patcher.load_device)
+        return ExitRun(self.heads, self.threshold, sigmas.tolist())
 
 
 class BlockExit:
@@ -66,36 +68,17 @@ def patch_early_exit(model, heads, threshold, backbone=None):
     blocks = len(transformer_blocks(model.get_model_object("diffusion_model")))
     if blocks != heads.blocks:
         raise ValueError(f"the early-exit heads are for {heads.blocks} blocks, the model has {blocks}")
-    model = model.clone()
+    wrappers = {comfy.patcher_extension.WrappersMP.APPLY_MODEL: apply_model_wrapper}
+    model = attach(model, KEY, RUN_KEY, EarlyExitHolder(heads, threshold), wrappers)
     if backbone:
         model.add_patches({f"diffusion_model.{k}": ("set", (v,)) for k, v in backbone.items()}, 1.0)
-    model.model_options["transformer_options"][KEY] = EarlyExitHolder(heads, threshold)
     for i in range(blocks):
         model.set_model_patch_replace(BlockExit(i), "dit", "double_block", i)
-    for wrapper_type, wrapper in ((comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, outer_sample_wrapper),
-                                  (comfy.patcher_extension.WrappersMP.APPLY_MODEL, apply_model_wrapper)):
-        model.remove_wrappers_with_key(wrapper_type, KEY)
-        model.add_wrapper_with_key(wrapper_type, KEY, wrapper)
     return model
 
 
 def exit_holder_of(model):
-    return model.model_options.get("transformer_options", {}).get(KEY)
-
-
-def outer_sample_wrapper(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
-    guider = executor.class_obj
-    with run_options(guider) as options:
-        holder = options[KEY]
-        holder.heads.to(guider.model_patcher.load_device)
-        run = ExitRun(holder.heads, holder.threshold, sigmas.tolist())
-        options[RUN_KEY] = run
-        try:
-            # a copy: uni_pc writes into the sigmas it gets, which a cached scheduler node still holds
-            return executor(noise, latent_image, sampler, sigmas.clone(), *args, **kwargs)
-        finally:
-            holder.last_report = run.finish()
-            logging.info(holder.last_report.summary())
+    return holder_on(model, KEY)
 
 
 def apply_model_wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={},

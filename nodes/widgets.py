@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..adaptive_core import SkipConfig, render_skip_map
-from ..adaptive_core.reuse import REUSE_STRATEGIES
+from ..adaptive_core import REUSE_STRATEGIES, SkipConfig
+from ..maps import render_skip_map
 
 CATEGORY = "sampling/adaptive"
 # Schema fields for the nodes that report: from ComfyUI 0.33 on, a node flagged so has its UI output

@@ -16,13 +16,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests")]
-import runtime  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+import comfy_runtime  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 
 WORKFLOW = REPO / "example_workflows" / "demo_model_adaptive_ksampler_api.json"
-runtime.import_extension()
-from adaptive_diffusion.adaptive_core.demo_space import PROMPTS  # noqa: E402
+comfy_runtime.import_extension()
+from adaptive_diffusion.demo.space import PROMPTS  # noqa: E402
 
 
 def prompt_for(template, prompt, seed, threshold, steps, sampler, prefix):
@@ -57,7 +57,7 @@ def main():
     template = json.loads(WORKFLOW.read_text())
 
     results = {}
-    with ComfyServer(runtime.COMFYUI, REPO / ".runtime" / "demo_server") as server:
+    with ComfyServer(comfy_runtime.COMFYUI, REPO / ".runtime" / "demo_server") as server:
         print(f"ComfyUI {server.get('/system_stats')['system']['comfyui_version']} at {server.url}")
         # the first job loads the model; its seed is its own so that no later job is served from cache
         jobs = [("warmup", PROMPTS[0], args.seed + 1, 0.0)]

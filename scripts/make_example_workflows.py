@@ -10,8 +10,8 @@ import sys
 import tempfile
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "scripts"), str(REPO / "tests")]
-import runtime  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+import comfy_runtime  # noqa: E402
 from comfy_server import ComfyServer  # noqa: E402
 from workflow_graph import Graph  # noqa: E402
 
@@ -217,7 +217,7 @@ def build(object_info):
 
 
 def main():
-    with tempfile.TemporaryDirectory() as base, ComfyServer(runtime.COMFYUI, pathlib.Path(base)) as server:
+    with tempfile.TemporaryDirectory() as base, ComfyServer(comfy_runtime.COMFYUI, pathlib.Path(base)) as server:
         object_info = server.get("/object_info")
     for name, (ui, api) in build(object_info).items():
         (OUT / f"{name}.json").write_text(json.dumps(ui, indent=1) + "\n")

@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import runtime  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+import comfy_runtime  # noqa: E402
 
-nodes = runtime.import_comfy()
-runtime.import_extension()
+nodes = comfy_runtime.import_comfy()
+comfy_runtime.import_extension()
 import comfy.sd  # noqa: E402
-from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo import (ASSETS, MODEL_FILE, AdaptiveDiffusionDemoDecode,  # noqa: E402
                                            AdaptiveDiffusionDemoPrompt)
 

@@ -20,15 +20,15 @@ import safetensors.torch
 import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import runtime  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+import comfy_runtime  # noqa: E402
 
-runtime.import_comfy()
-runtime.import_extension()
+comfy_runtime.import_comfy()
+comfy_runtime.import_extension()
 import comfy.ldm.wan.model  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.ops  # noqa: E402
-from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 
 ARCHITECTURE = dict(dim=128, ffn_dim=512, num_heads=1, num_layers=6)  # num_heads = dim / 128, as detected
 SHIFT = 8.0  # Wan's flow shift: ComfyUI samples these sigmas, so train on the same distribution

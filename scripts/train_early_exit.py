@@ -23,16 +23,17 @@ import safetensors.torch
 import torch
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-import runtime  # noqa: E402
+sys.path.insert(0, str(REPO / "scripts"))
+import comfy_runtime  # noqa: E402
 
-runtime.import_comfy()
-runtime.import_extension()
+comfy_runtime.import_comfy()
+comfy_runtime.import_extension()
 import comfy.model_management  # noqa: E402
 import comfy.model_sampling  # noqa: E402
 import comfy.sd  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import UncertaintyHeads, demo_space  # noqa: E402
+from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.adaptive_core.uncertainty import adadiff_loss  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import transformer_blocks  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import fingerprint, save_sidecar  # noqa: E402

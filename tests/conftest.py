@@ -3,20 +3,17 @@ import sys
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import runtime  # noqa: E402
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: whole-matrix suites (every sampler x scheduler, the real server)")
-    config.addinivalue_line("markers", "comfy: needs the real ComfyUI runtime")
+# tests/ holds the test helpers; scripts/ what the tests share with the scripts and the benchmark
+HERE = pathlib.Path(__file__).parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "scripts")]
+import comfy_runtime  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def comfy():
     """ComfyUI's nodes module, with this extension imported as the package ComfyUI would load."""
-    nodes = runtime.import_comfy()
-    runtime.load_extension()
+    nodes = comfy_runtime.import_comfy()
+    comfy_runtime.load_extension()
     return nodes
 
 
@@ -29,6 +26,13 @@ def model_dir(tmp_path_factory, comfy):
 def wan(comfy, model_dir):
     import tiny_models
     return tiny_models.wan(model_dir)
+
+
+@pytest.fixture(scope="session")
+def demo(comfy):
+    """The bundled trained demo model."""
+    import tiny_models
+    return tiny_models.demo()
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,15 @@ import json
 
 import torch
 
-import runtime
+import comfy_runtime
 
-runtime.import_comfy()
-runtime.import_extension()
+comfy_runtime.import_comfy()
+comfy_runtime.import_extension()
 from adaptive_diffusion.nodes.ksampler import AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced  # noqa: E402
 from adaptive_diffusion.nodes.model_patch import AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport  # noqa: E402
+from adaptive_diffusion.adaptive_core import SkipConfig  # noqa: E402
+
+DEFAULT_REUSE = SkipConfig().reuse
 
 
 def empty_latent(model, batch=1):
@@ -27,7 +30,7 @@ def stock(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=N
 
 
 def adaptive(model, sampler="euler", scheduler="simple", steps=8, cfg=2.0, latent=None, seed=1,
-             threshold=0.01, max_skip_steps=4, warmup_steps=4, denoise=1.0, patcher=None, reuse="linear"):
+             threshold=0.01, max_skip_steps=4, warmup_steps=4, denoise=1.0, patcher=None, reuse=DEFAULT_REUSE):
     latent = latent or empty_latent(model)
     out = AdaptiveDiffusionKSampler.execute(patcher or model.patcher, seed, steps, cfg, sampler, scheduler,
                                             model.make_cond(1), model.make_cond(2), latent, denoise,
@@ -44,3 +47,26 @@ def runs_of_reuse(report):
         if current:
             runs.append(current)
     return runs
+
+
+def advanced(model, patcher=None, sampler="euler", scheduler="simple", steps=8, start=0, end=10000,
+             leftover="disable", add_noise="enable", threshold=0.01, max_skip_steps=4, warmup_steps=4, latent=None,
+             reuse=DEFAULT_REUSE):
+    out = AdaptiveDiffusionKSamplerAdvanced.execute(
+        patcher or model.patcher, add_noise, 1, steps, 2.0, sampler, scheduler, model.make_cond(1),
+        model.make_cond(2), latent or empty_latent(model), start, end, leftover,
+        threshold, max_skip_steps, warmup_steps, reuse).result
+    return out[0]["samples"], json.loads(out[2])
+
+
+def stock_advanced(model, sampler="euler", scheduler="simple", steps=8, start=0, end=10000, leftover="disable",
+                   add_noise="enable", latent=None, patcher=None):
+    import nodes
+    return nodes.KSamplerAdvanced().sample(patcher or model.patcher, add_noise, 1, steps, 2.0, sampler, scheduler,
+                                           model.make_cond(1), model.make_cond(2), latent or empty_latent(model),
+                                           start, end, leftover)[0]["samples"]
+
+
+def patched(model, threshold=0.0, max_skip_steps=4, warmup_steps=4, reference_quirks=False, reuse=DEFAULT_REUSE):
+    return AdaptiveDiffusionPatch.execute(model.patcher, threshold, max_skip_steps, warmup_steps, reuse,
+                                          reference_quirks).result[0]

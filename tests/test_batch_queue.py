@@ -9,25 +9,25 @@ import pytest
 import safetensors.torch
 import torch
 
-import runtime
+import comfy_runtime
 import tiny_models
 from sampling import adaptive
 
-sys.path.insert(0, str(runtime.REPO / "scripts"))
+sys.path.insert(0, str(comfy_runtime.REPO / "scripts"))
 from comfy_server import ComfyServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
-WORKFLOW = runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler_api.json"
+WORKFLOW = comfy_runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler_api.json"
 
 
 @pytest.fixture(scope="module")
 def server(comfy, tmp_path_factory):
-    with ComfyServer(runtime.COMFYUI, tmp_path_factory.mktemp("comfy")) as s:
+    with ComfyServer(comfy_runtime.COMFYUI, tmp_path_factory.mktemp("comfy")) as s:
         yield s
 
 
 def queue(server, workflow_path, out, *args):
-    return subprocess.run([sys.executable, str(runtime.REPO / "scripts" / "queue_batch.py"), str(workflow_path),
+    return subprocess.run([sys.executable, str(comfy_runtime.REPO / "scripts" / "queue_batch.py"), str(workflow_path),
                            "--url", server.url, "--out", str(out), *args], capture_output=True, text=True, timeout=600)
 
 
@@ -72,7 +72,7 @@ def test_unreachable_server_is_a_clear_error(tmp_path):
 
 
 def test_ui_format_workflow_is_refused_with_advice(server, tmp_path):
-    result = queue(server, runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.json", tmp_path / "out")
+    result = queue(server, comfy_runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.json", tmp_path / "out")
     assert result.returncode == 2 and "Export (API)" in result.stderr
 
 
@@ -101,8 +101,8 @@ def test_server_killed_mid_batch_then_resume_loses_nothing(comfy, tmp_path):
     def done_rows():
         return [r for r in csv.DictReader(open(results))] if results.exists() else []
 
-    with ComfyServer(runtime.COMFYUI, tmp_path / "first") as first:
-        batch = subprocess.Popen([sys.executable, str(runtime.REPO / "scripts" / "queue_batch.py"), str(path),
+    with ComfyServer(comfy_runtime.COMFYUI, tmp_path / "first") as first:
+        batch = subprocess.Popen([sys.executable, str(comfy_runtime.REPO / "scripts" / "queue_batch.py"), str(path),
                                   "--url", first.url, "--out", str(out), "--seeds", *seeds],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 300
@@ -121,7 +121,7 @@ def test_server_killed_mid_batch_then_resume_loses_nothing(comfy, tmp_path):
         url = first.url
     refused = queue(Gone, path, out, "--seeds", *seeds)
     assert refused.returncode == 2 and "--resume" in refused.stderr  # never mixed into silently
-    with ComfyServer(runtime.COMFYUI, tmp_path / "second") as second:
+    with ComfyServer(comfy_runtime.COMFYUI, tmp_path / "second") as second:
         resumed = queue(second, path, out, "--seeds", *seeds, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     after = done_rows()
@@ -144,9 +144,9 @@ def test_three_servers_one_killed_mid_batch_lose_nothing(comfy, tmp_path):
     workflow["9"] = {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "latent"}}
     path, out = tmp_path / "workflow.json", tmp_path / "out"
     path.write_text(json.dumps(workflow))
-    with ComfyServer(runtime.COMFYUI, tmp_path / "a") as a, ComfyServer(runtime.COMFYUI, tmp_path / "b") as b, \
-            ComfyServer(runtime.COMFYUI, tmp_path / "c") as c:
-        batch = subprocess.Popen([sys.executable, str(runtime.REPO / "scripts" / "queue_batch.py"), str(path),
+    with ComfyServer(comfy_runtime.COMFYUI, tmp_path / "a") as a, ComfyServer(comfy_runtime.COMFYUI, tmp_path / "b") as b, \
+            ComfyServer(comfy_runtime.COMFYUI, tmp_path / "c") as c:
+        batch = subprocess.Popen([sys.executable, str(comfy_runtime.REPO / "scripts" / "queue_batch.py"), str(path),
                                   "--url", a.url, b.url, c.url, "--out", str(out), "--seeds", *seeds],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 300

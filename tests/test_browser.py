@@ -9,15 +9,15 @@ import sys
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError, sync_playwright
 
-import runtime
+import comfy_runtime
 
-sys.path.insert(0, str(runtime.REPO / "scripts"))
+sys.path.insert(0, str(comfy_runtime.REPO / "scripts"))
 from comfy_server import ComfyServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
-ARTIFACTS = runtime.REPO / "out" / "test-artifacts"
-WORKFLOW = runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.json"
+ARTIFACTS = comfy_runtime.REPO / "out" / "test-artifacts"
+WORKFLOW = comfy_runtime.REPO / "example_workflows" / "demo_model_adaptive_ksampler.json"
 # as the machine notes say: without these Chromium keeps trying to reach the closed network
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -40,7 +40,7 @@ WATCH = """() => {
 
 @pytest.fixture(scope="module")
 def server(comfy, tmp_path_factory):
-    with ComfyServer(runtime.COMFYUI, tmp_path_factory.mktemp("comfy")) as s:
+    with ComfyServer(comfy_runtime.COMFYUI, tmp_path_factory.mktemp("comfy")) as s:
         yield s
 
 

@@ -4,20 +4,22 @@ import math
 import pytest
 import torch
 
-import runtime
+import comfy_runtime
 
-runtime.import_extension()
+comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import (  # noqa: E402
-    AdaptiveRun, NoisePredictionCache, SkipConfig, SkipPolicy, StepTracker, ThirdOrderEstimator, render_skip_map)
+    AdaptiveRun, AdaptiveSkipPolicy, NoisePredictionCache, SkipConfig, StepTracker, ThirdOrderEstimator)
 from adaptive_diffusion.adaptive_core.config import validate  # noqa: E402
 
 
-def test_adaptive_core_does_not_import_comfy():
+@pytest.mark.parametrize("package,forbidden", [("adaptive_core", ("comfy", "nodes", "folder_paths", "comfy_api", "PIL")),
+                                               ("maps", ("comfy", "nodes", "folder_paths", "comfy_api"))])
+def test_core_and_maps_do_not_import_comfy(package, forbidden):
     import subprocess
     import sys
-    code = ("import sys, importlib.util; sys.path.insert(0, %r); import runtime; runtime.import_extension();"
-            "import adaptive_diffusion.adaptive_core; bad = [m for m in sys.modules if m.split('.')[0] in "
-            "('comfy', 'nodes', 'folder_paths', 'comfy_api')]; assert not bad, bad" % str(runtime.REPO / "tests"))
+    code = ("import sys; sys.path.insert(0, %r); import comfy_runtime; comfy_runtime.import_extension();"
+            "import adaptive_diffusion.%s; bad = [m for m in sys.modules if m.split('.')[0] in %r]; assert not bad, bad"
+            % (str(comfy_runtime.REPO / "scripts"), package, forbidden))
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -47,7 +49,7 @@ def test_peek_does_not_change_state():
 
 def test_policy_never_exceeds_max_skip_steps():
     for c_max in range(0, 7):
-        policy = SkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=c_max, warmup_steps=0))
+        policy = AdaptiveSkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=c_max, warmup_steps=0))
         run = longest = 0
         for step in range(60):
             compute = policy.decide(step, 0.0).compute
@@ -57,7 +59,7 @@ def test_policy_never_exceeds_max_skip_steps():
 
 
 def test_policy_warmup_and_nan():
-    policy = SkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=4, warmup_steps=6))
+    policy = AdaptiveSkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=4, warmup_steps=6))
     assert [policy.decide(s, 0.0).reason for s in range(6)] == ["warmup"] * 6
     assert not policy.decide(6, 0.0).compute
     nan = policy.decide(7, math.nan)
@@ -65,14 +67,14 @@ def test_policy_warmup_and_nan():
 
 
 def test_warmup_below_three_still_needs_four_latents():
-    policy = SkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=4, warmup_steps=0))
+    policy = AdaptiveSkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=4, warmup_steps=0))
     assert [policy.decide(s, 0.0).compute for s in range(4)] == [True, True, True, False]
 
 
 @pytest.mark.parametrize("threshold,c_max,warmup", [(-0.1, 4, 4), (math.nan, 4, 4), (1.5, 4, 4), (math.inf, 4, 4),
                                                     (0.01, -1, 4), (0.01, 4, -2), (0.01, 2.5, 4)])
 def test_invalid_config_names_the_widget(threshold, c_max, warmup):
-    problems = validate(threshold, c_max, warmup)
+    problems = validate(threshold, c_max, warmup, "linear")
     assert len(problems) == 1
     name = "threshold" if threshold != 0.01 else "max_skip_steps" if c_max != 4 else "warmup_steps"
     assert problems[0].startswith(name)
@@ -81,7 +83,7 @@ def test_invalid_config_names_the_widget(threshold, c_max, warmup):
 
 
 def test_reuse_rebuilds_denoised_from_noise_prediction():
-    cache = NoisePredictionCache()
+    cache = NoisePredictionCache("hold")
     x, eps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     sigma = torch.tensor([3.0, 3.0])
     cache.store(x, sigma, x - 3.0 * eps, 0.0)
@@ -155,19 +157,3 @@ def test_nan_latent_makes_next_step_compute():
     report, _, _ = _smooth_run(SkipConfig(threshold=0.9, max_skip_steps=100), nan_at=12)
     step = report.records[12]
     assert step.computed and step.reason == "non_finite"
-
-
-def test_skip_map_renders_one_cell_per_step():
-    report, _, _ = _smooth_run(SkipConfig(threshold=0.05, max_skip_steps=4))
-    image = render_skip_map(report)
-    assert image.mode == "RGB" and image.width >= 30 * 4
-    # The strip row holds exactly as many cells as steps, each coloured computed/reused/warm-up.
-    from adaptive_diffusion.adaptive_core import skip_map
-    row = [image.getpixel((x, 29)) for x in range(image.width)]
-    cells, previous = 0, None
-    for pixel in row:
-        inside = pixel in (skip_map.COMPUTED, skip_map.REUSED, skip_map.WARMUP)
-        if inside and previous is not True:
-            cells += 1
-        previous = inside
-    assert cells == len(report.records)

@@ -1,23 +1,16 @@
 """The bundled demo model: loads through ComfyUI's own loader, decodes exactly, is trained."""
 import json
 
-import pytest
 import safetensors
 import torch
 
-import runtime
+import comfy_runtime
 from sampling import adaptive, stock
 
-runtime.import_comfy()
-from adaptive_diffusion.adaptive_core import demo_space  # noqa: E402
+comfy_runtime.import_comfy()
+from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo import (ASSETS, MODEL_FILE, AdaptiveDiffusionDemoDecode,  # noqa: E402
                                            AdaptiveDiffusionDemoPrompt)
-
-
-@pytest.fixture(scope="module")
-def demo(comfy):
-    import tiny_models
-    return tiny_models.demo()
 
 
 def test_weights_are_small_and_described():

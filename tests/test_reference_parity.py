@@ -6,9 +6,9 @@ its published description, independently of the product code.
 import pytest
 import torch
 
-import runtime
+import comfy_runtime
 
-runtime.import_extension()
+comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import AdaptiveRun, SkipConfig  # noqa: E402
 
 

@@ -2,11 +2,13 @@
 import pytest
 import torch
 
-import runtime
+import comfy_runtime
 
-runtime.import_extension()
+comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import AdaptiveRun, NoisePredictionCache, SkipConfig, StepTracker  # noqa: E402
-from adaptive_diffusion.adaptive_core.reuse import REUSE_STRATEGIES  # noqa: E402
+
+# latent-sized tensors each strategy may keep between calls (the README's memory table)
+KEPT = {"hold": 1, "linear": 2, "lagrange": 3}
 
 # exact in float32: AdaptiveRun reads σ back from the device as float32, as ComfyUI's sigmas are
 SIGMAS = [i / 32 for i in range(32, -1, -1)]
@@ -102,23 +104,35 @@ def test_schedule_position_is_fractional_between_schedule_sigmas():
     assert [tracker.position(s) for s in (1.0, 0.75, 0.5, 0.3, 0.1, 0.0)] == [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
 
 
-@pytest.mark.parametrize("strategy", list(REUSE_STRATEGIES))
-def test_memory_bound_is_order_plus_one_latents(strategy):
+@pytest.mark.parametrize("strategy", list(KEPT))
+def test_memory_bound_is_what_the_readme_says(strategy):
     cache = _stored(strategy, [(i, float(i)) for i in range(30)])
-    assert len(cache.derivatives) == REUSE_STRATEGIES[strategy] + 1
+    assert len(cache.derivatives) == KEPT[strategy]
     run = AdaptiveRun(SkipConfig(threshold=0.5, reuse=strategy), SIGMAS)
     derivative_at = polynomial_derivative(1)
     x = torch.ones(SHAPE, dtype=torch.float64)
     for sigma, next_sigma in zip(SIGMAS, SIGMAS[1:]):
         denoised = run(x, torch.full((SHAPE[0],), sigma, dtype=torch.float64), lambda: x - sigma * derivative_at(sigma))
-        assert len(run.cache.derivatives) <= REUSE_STRATEGIES[strategy] + 1
+        assert len(run.cache.derivatives) <= KEPT[strategy]
         x = x + (next_sigma - sigma) * (x - denoised) / sigma
 
 
 def test_reference_quirks_always_hold():
-    config = SkipConfig(reuse="lagrange", reference_quirks=True)
-    assert config.reuse_strategy == "hold"
-    assert AdaptiveRun(config, SIGMAS).cache.order == 0
+    """A skipped step returns x - σ·ε of the last real call, whatever reuse says."""
+    derivative_at = polynomial_derivative(1)
+    run = AdaptiveRun(SkipConfig(threshold=0.5, max_skip_steps=4, reuse="lagrange", reference_quirks=True), SIGMAS)
+    x, last_eps, reused = torch.ones(SHAPE, dtype=torch.float64), None, 0
+    for sigma, next_sigma in zip(SIGMAS, SIGMAS[1:]):
+        called = []
+        s = torch.full((SHAPE[0],), sigma, dtype=torch.float64)
+        denoised = run(x, s, lambda: called.append(1) or x - sigma * derivative_at(sigma))
+        if called:
+            last_eps = derivative_at(sigma)
+        else:
+            reused += 1
+            torch.testing.assert_close(denoised, x - sigma * last_eps, rtol=0, atol=1e-12)
+        x = x + (next_sigma - sigma) * (x - denoised) / sigma
+    assert reused >= 10 and run.finish().as_dict()["reuse"] == "hold"
 
 
 def test_unknown_strategy_is_rejected_naming_the_widget():

@@ -9,20 +9,20 @@ import pytest
 import safetensors.torch
 import torch
 
-import runtime
+import comfy_runtime
 
-sys.path.insert(0, str(runtime.REPO / "scripts"))
+sys.path.insert(0, str(comfy_runtime.REPO / "scripts"))
 from comfy_server import ComfyServer  # noqa: E402
 
 pytestmark = pytest.mark.slow
-HELPERS = runtime.REPO / "tests" / "helper_nodes" / "adaptive_diffusion_test_helpers"
+HELPERS = comfy_runtime.REPO / "tests" / "helper_nodes" / "adaptive_diffusion_test_helpers"
 NODE_IDS = ["AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch",
             "AdaptiveDiffusionSkipReport", "AdaptiveDiffusionEarlyExit", "AdaptiveDiffusionLayerMap"]
 
 
 @pytest.fixture(scope="module")
 def server(comfy, tmp_path_factory, model_dir, wan):
-    with ComfyServer(runtime.COMFYUI, tmp_path_factory.mktemp("comfy"), custom_nodes=[HELPERS],
+    with ComfyServer(comfy_runtime.COMFYUI, tmp_path_factory.mktemp("comfy"), custom_nodes=[HELPERS],
                      models=[("diffusion_models", model_dir / "tiny_wan21.safetensors")]) as s:
         yield s
 

@@ -14,10 +14,6 @@ const NODE_TYPES = new Set([
 // Okabe-Ito, as in the skip map picture; reused cells are hatched as a second cue
 const COLOURS = { computed: "#0072B2", reused: "#E69F00", warmup: "#787878", pending: "#d9d9d9" };
 
-function kind(step) {
-  if (!step.computed) return "reused";
-  return step.reason === "warmup" ? "warmup" : "computed";
-}
 
 function describe(step, threshold) {
   const estimator = step.estimator == null ? "n/a" : Number(step.estimator).toPrecision(3);
@@ -60,7 +56,7 @@ class Strip {
   set(step, threshold) {
     const cell = this.cells.children[step.step];
     if (!cell) return;
-    const state = kind(step);
+    const state = step.cell; // computed, reused or warmup, as the skip map draws it
     cell.dataset.state = state;
     cell.style.background = state === "reused"
       ? `repeating-linear-gradient(0deg, ${COLOURS.reused} 0 2px, #fff 2px 3px)`

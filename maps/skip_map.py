@@ -3,7 +3,7 @@ import math
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .report import RunReport
+from ..adaptive_core import RunReport
 
 # Okabe-Ito colours: distinguishable with every common colour-vision deficiency.
 COMPUTED = (0, 114, 178)
@@ -13,6 +13,7 @@ THRESHOLD = (213, 94, 0)
 ESTIMATOR = (0, 0, 0)
 BACKGROUND = (255, 255, 255)
 GRID = (225, 225, 225)
+CELL_COLOURS = {"computed": COMPUTED, "reused": REUSED, "warmup": WARMUP}
 
 CELL, MARGIN, STRIP, PLOT = 14, 44, 26, 120
 
@@ -34,7 +35,7 @@ def render_skip_map(report: RunReport) -> Image.Image:
 
     top = 28
     for i, r in enumerate(records):
-        colour = (WARMUP if r.reason == "warmup" else COMPUTED) if r.computed else REUSED
+        colour = CELL_COLOURS[r.cell]
         x0 = MARGIN + i * cell
         draw.rectangle([x0, top, x0 + cell - 2, top + STRIP], fill=colour)
         if not r.computed:  # a second cue besides colour: reused cells are hatched
@@ -49,13 +50,14 @@ def render_skip_map(report: RunReport) -> Image.Image:
     plot_bottom = plot_top + PLOT
     values = [r.estimator for r in records]
     finite = [v for v in values if math.isfinite(v)]
-    ceiling = max(finite + [2 * report.config.threshold, 1e-6])
+    threshold = report.threshold
+    ceiling = max(finite + [2 * (threshold or 0), 1e-6])
     scale = lambda v: plot_bottom - (min(v, ceiling) / ceiling) * PLOT
     draw.rectangle([MARGIN, plot_top, MARGIN + n * cell, plot_bottom], outline=GRID)
-    if report.config.threshold > 0:
-        y = scale(report.config.threshold)
+    if threshold is not None:
+        y = scale(threshold)
         draw.line([MARGIN, y, MARGIN + n * cell, y], fill=THRESHOLD, width=2)
-        draw.text((MARGIN + n * cell + 4, y - 6), f"{report.config.threshold:g}", fill=THRESHOLD, font=font)
+        draw.text((MARGIN + n * cell + 4, y - 6), f"{threshold:g}", fill=THRESHOLD, font=font)
     points = [(MARGIN + i * cell + cell / 2, scale(v)) for i, v in enumerate(values) if math.isfinite(v)]
     if len(points) > 1:
         draw.line(points, fill=ESTIMATOR, width=1)

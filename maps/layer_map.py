@@ -1,7 +1,7 @@
 """The layer map: per step, how many transformer blocks the network evaluated before exiting."""
 from PIL import Image, ImageDraw, ImageFont
 
-from .early_exit import ExitReport
+from ..adaptive_core import ExitReport
 from .skip_map import BACKGROUND, COMPUTED, ESTIMATOR, GRID, REUSED, WARMUP
 
 CELL, ROW, MARGIN = 14, 10, 44
