@@ -5,9 +5,10 @@ The ComfyUI adapter in ``nodes/`` feeds it one call at a time; nothing here impo
 """
 from .interfaces import Decision, PolicyConfig, Reason, Reuse, RunStatus, SkipPolicy
 from .config import SkipConfig
+from .error_control import ErrorControlConfig, ErrorControlledPolicy
 from .estimator import ThirdOrderEstimator
 from .policy import AdaptiveSkipPolicy
-from .reuse import REUSE_STRATEGIES, NoisePredictionCache, broadcast_sigma, lagrange
+from .reuse import PREDICTORS, REUSE_STRATEGIES, CalibratedReuse, broadcast_sigma, lagrange
 from .steps import StepTracker
 from .report import RunReport, StepRecord
 from .run import AdaptiveRun
@@ -16,7 +17,8 @@ from .early_exit import ExitReport, ExitRun
 
 __all__ = [
     "Decision", "PolicyConfig", "Reason", "Reuse", "RunStatus", "SkipPolicy", "SkipConfig",
-    "ThirdOrderEstimator", "AdaptiveSkipPolicy", "REUSE_STRATEGIES", "NoisePredictionCache",
+    "ErrorControlConfig", "ErrorControlledPolicy", "ThirdOrderEstimator", "AdaptiveSkipPolicy",
+    "PREDICTORS", "REUSE_STRATEGIES", "CalibratedReuse",
     "broadcast_sigma", "lagrange", "StepTracker", "RunReport", "StepRecord", "AdaptiveRun",
     "UncertaintyHeads", "ExitReport", "ExitRun",
 ]

@@ -3,7 +3,7 @@ import math
 
 from .estimator import FIRST_JUDGED_STEP
 from .policy import AdaptiveSkipPolicy
-from .reuse import REUSE_STRATEGIES, NoisePredictionCache
+from .reuse import REUSE_STRATEGIES, CalibratedReuse
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,14 +20,15 @@ class SkipConfig:
                       guard only counts after five decisions, and its C_max = 0 means unlimited.
                       It also reuses as the reference does (``hold``), whatever ``reuse`` says.
     reuse:            what a skipped step uses in place of the network's noise prediction: the
-                      last one (``hold``, the paper) or an extrapolation along the schedule from
-                      the last two (``linear``) or three (``lagrange``) real calls (see reuse.py).
+                      last one (``hold``, the paper), an extrapolation along the schedule from
+                      the last two (``linear``) or three (``lagrange``) real calls, or the best of
+                      every predictor as measured during the run (``auto``; see reuse.py).
     """
     threshold: float = 0.01
     max_skip_steps: int = 4
     warmup_steps: int = 4
     reference_quirks: bool = False
-    reuse: str = "linear"
+    reuse: str = "hold"
 
     def __post_init__(self):
         for problem in validate(self.threshold, self.max_skip_steps, self.warmup_steps, self.reuse):
@@ -49,15 +50,16 @@ class SkipConfig:
         return "hold" if self.reference_quirks else self.reuse
 
     def build(self):
-        return AdaptiveSkipPolicy(self), NoisePredictionCache(self.reuse_strategy)
+        predictors = REUSE_STRATEGIES[self.reuse_strategy]
+        return AdaptiveSkipPolicy(self), CalibratedReuse(predictors, calibrate=len(predictors) > 1)
 
     def settings(self):
-        return {"threshold": self.threshold, "max_skip_steps": self.max_skip_steps,
+        return {"criterion": "third_order", "threshold": self.threshold, "max_skip_steps": self.max_skip_steps,
                 "warmup_steps": self.warmup_steps, "reference_quirks": self.reference_quirks,
                 "reuse": self.reuse_strategy}
 
     def describe(self):
-        return (f"δ={self.threshold:g}, C_max={self.max_skip_steps}, warmup={self.warmup_steps}, "
+        return (f"third-order δ={self.threshold:g}, C_max={self.max_skip_steps}, warmup={self.warmup_steps}, "
                 f"reuse={self.reuse_strategy}")
 
 

@@ -1,12 +1,16 @@
 """The plug-in points of a skipping run, and the words its reports use.
 
 A run (run.py) is the mechanism: it locates each call's step, asks a ``SkipPolicy`` whether the step
-computes, and on a skip asks a ``Reuse`` to stand in for the network. A ``PolicyConfig`` holds one
-policy's settings and builds a fresh policy and reuse for each run: the paper's rule
-(``SkipConfig``) and the benchmark's baselines all come in through this one door.
+computes, and on a skip asks a ``Reuse`` to stand in for the network. Before each call the policy
+and the reuse ``peek``: they name the 0-dim device tensors they need on the host, which the run
+reads back together, in one read per call, and hands to ``decide`` and ``rebuild``. A
+``PolicyConfig`` holds one policy's settings and builds a fresh policy and reuse for each run:
+the paper's rule (``SkipConfig``), the error-controlled rule (``ErrorControlConfig``) and the
+benchmark's baselines all come in through this one door.
 """
 import dataclasses
 import enum
+import math
 from typing import Optional, Protocol
 
 import torch
@@ -21,7 +25,7 @@ class _Word(str, enum.Enum):
 class Reason(_Word):
     """Why a step computed or reused."""
     WARMUP = "warmup"  # one of the first steps, which always compute
-    ESTIMATOR = "estimator"  # the policy's criterion judged the step
+    ESTIMATOR = "estimator"  # the policy's criterion judged the step (the paper's estimator, or the predicted error)
     SCHEDULE = "schedule"  # a fixed schedule decided, not a criterion
     MAX_SKIP = "max_skip"  # the consecutive-skip limit forced a call
     DISABLED = "disabled"  # skipping is off for this run
@@ -40,6 +44,7 @@ class RunStatus(_Word):
 class Decision:
     compute: bool
     reason: Reason
+    value: float = math.nan  # what the criterion judged (NaN where none was)
 
     @property
     def cell(self) -> str:
@@ -50,8 +55,12 @@ class Decision:
 
 
 class SkipPolicy(Protocol):
-    def decide(self, step: int, value: float) -> Decision:
-        """Step ``step`` (counted from the run's first step) after the estimator read ``value``."""
+    def peek(self, x: torch.Tensor, sigma: torch.Tensor) -> dict:
+        """Device tensors to read before this call: ``x`` is the latent as the network sees it.
+        Called on every call, before it is known whether the call starts a step."""
+
+    def decide(self, step: int, values: dict) -> Decision:
+        """Step ``step`` (counted from the run's first step), from everything read for its first call."""
 
     def overrule(self, decision: Decision) -> None:
         """The run had to compute a step the policy meant to skip."""
@@ -68,12 +77,15 @@ class Reuse(Protocol):
     def store(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor, at: float) -> None:
         """A real call's output, at schedule position ``at``; only for σ > 0."""
 
-    def finite(self) -> torch.Tensor:
-        """Whether what is stored is usable, as a 0-dim tensor (not read back)."""
+    def peek(self) -> dict:
+        """Device tensors to read before each call; ``finite``: whether what is stored is usable."""
 
     def can_rebuild(self, x: torch.Tensor) -> bool: ...
 
-    def rebuild(self, x: torch.Tensor, sigma: torch.Tensor, at: float) -> torch.Tensor: ...
+    def rebuild(self, x: torch.Tensor, sigma: torch.Tensor, at: float, values: dict) -> torch.Tensor: ...
+
+    def serving(self, values: dict) -> str:
+        """The name of what serves a skip, given what was read."""
 
     def clear(self) -> None: ...
 

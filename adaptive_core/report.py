@@ -1,3 +1,4 @@
+import collections
 import dataclasses
 import json
 import math
@@ -11,8 +12,9 @@ class StepRecord:
     sigma: float
     computed: bool
     reason: Reason
-    estimator: float  # r_k seen before this step; NaN where it could not be computed yet
+    estimator: float  # what the policy judged before this step; NaN where it could not yet
     calls: int = 0  # network calls (CFG'd model evaluations) this step made or skipped
+    reuse: str = None  # the predictor that served a reused step
 
     @property
     def cell(self):
@@ -21,7 +23,7 @@ class StepRecord:
     def as_dict(self):
         return {"step": self.step, "sigma": self.sigma, "computed": self.computed, "reason": self.reason,
                 "cell": self.cell, "estimator": self.estimator if math.isfinite(self.estimator) else None,
-                "calls": self.calls}
+                "calls": self.calls, "reuse": self.reuse}
 
 
 @dataclasses.dataclass
@@ -80,6 +82,7 @@ class RunReport:
                 "expected_speedup": round(self.call_ratio, 4),
                 "sampling_seconds": round(self.seconds, 6),
                 "reuse_fallbacks": self.reuse_fallbacks,
+                "reused_by": dict(collections.Counter(r.reuse for r in self.records if r.reuse)),
             },
             "notes": list(self.notes),
             "summary": self.summary(),

@@ -4,7 +4,6 @@ from typing import Callable
 
 import torch
 
-from .estimator import ThirdOrderEstimator
 from .interfaces import Decision, PolicyConfig, Reason, RunStatus
 from .report import RunReport, StepRecord
 from .steps import StepTracker
@@ -13,10 +12,9 @@ from .steps import StepTracker
 class AdaptiveRun:
     """State of one sampling run: created when the run starts, dropped when it ends.
 
-    Each network call goes through ``__call__``: locate its step, let the policy decide on a step's
-    first call (the step's other calls follow), then either rebuild the prediction from the reuse
-    or call the network and store what it returned. Per call it reads one small tensor back to the
-    host (sigma, estimator value, whether the stored prediction is finite).
+    Each network call goes through ``__call__``: read what the host needs (one small read-back per
+    call), locate the call's step, let the policy decide on a step's first call (the step's other
+    calls follow), then rebuild the output from the reuse or call the network and store its answer.
     """
 
     def __init__(self, config: PolicyConfig, schedule, sampler: str = "unknown", lookahead: bool = False,
@@ -25,9 +23,7 @@ class AdaptiveRun:
         """on_step is told each step's decision as soon as it is final (for live displays)."""
         self.config = config
         self.tracker = StepTracker(schedule, lookahead)
-        self.estimator = ThirdOrderEstimator()
-        self.policy, self.cache = config.build()
-        self.cache_finite = None
+        self.policy, self.reuse = config.build()
         self.scale_input = scale_input or (lambda sigma, x: x)
         self.skipping_forbidden = skipping_forbidden
         self.skipping = config.disabled_because() is None and not skipping_forbidden
@@ -37,51 +33,55 @@ class AdaptiveRun:
         self.started = time.perf_counter()
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, predict: Callable[[], torch.Tensor]) -> torch.Tensor:
-        sigma_value, value, finite, pending = self._read(x, sigma)
-        step, starts = self.tracker.locate(sigma_value)
+        values = self._read(x, sigma)
+        step, starts = self.tracker.locate(values["sigma"])
         if starts:
-            self._decide(step, sigma_value, value, pending)
+            values["next_sigma"] = self.tracker.next_sigma(step)
+            self._decide(step, values)
         record = self.report.records[-1]
-        reuse = not self.decision.compute and sigma_value > 0 and finite and self.cache.can_rebuild(x)
-        if not self.decision.compute and not reuse:
-            # Numeric trouble or nothing to reuse: fall back to a real call, never propagate it.
-            self.decision = Decision(True, Reason.NO_CACHE if finite else Reason.NON_FINITE)
-            self.policy.overrule(self.decision)
-            record.computed, record.reason = True, self.decision.reason
+        reuse = not self.decision.compute and self._can_reuse(x, values)
         if starts and self.on_step:
             self.on_step(record)
         record.calls += 1
-        at = self.tracker.position(sigma_value)
+        at = self.tracker.position(values["sigma"])
         if reuse:
             self.report.calls_skipped += 1
-            return self.cache.rebuild(x, sigma, at)
+            record.reuse = self.reuse.serving(values)
+            return self.reuse.rebuild(x, sigma, at, values)
         self.report.calls_made += 1
         denoised = predict()
-        if sigma_value > 0 and self.skipping:
-            self.cache.store(x, sigma, denoised, at)
-            self.cache_finite = self.cache.finite()
+        if values["sigma"] > 0 and self.skipping:
+            self.reuse.store(x, sigma, denoised, at)
         return denoised
 
     def _read(self, x, sigma):
-        """sigma, the estimator value and whether the stored prediction is finite, in one read-back;
-        and the estimator's pending state. Peeked before we know whether this call starts a step,
-        so that one read does; a step's later calls discard it."""
+        """Everything the host needs for this call, by name, in one read-back: σ, and what the
+        policy and the reuse peeked on the device."""
         if not self.skipping:
-            return float(sigma[0]), math.nan, True, None
-        scaled = self.scale_input(sigma, x)
-        value, difference = self.estimator.peek(scaled)
-        finite = self.cache_finite if self.cache_finite is not None else torch.ones((), dtype=torch.bool)
-        sigma_value, value, finite = torch.stack(
-            [sigma[0].float(), value.float().to(sigma.device), finite.float().to(sigma.device)]).tolist()
-        return sigma_value, value, finite == 1.0, (scaled, difference)
+            return {"sigma": float(sigma[0])}
+        probes = {"sigma": sigma[0], **self.policy.peek(self.scale_input(sigma, x), sigma), **self.reuse.peek()}
+        read = torch.stack([p.float().to(sigma.device) for p in probes.values()]).tolist()
+        return dict(zip(probes, read))
 
-    def _decide(self, step, sigma_value, value, pending):
+    def _decide(self, step, values):
         if self.skipping:
-            self.estimator.commit(*pending)
-            self.decision = self.policy.decide(step, value)
+            self.decision = self.policy.decide(step, values)
         else:
             self.decision = Decision(True, Reason.SAMPLER if self.skipping_forbidden else Reason.DISABLED)
-        self.report.records.append(StepRecord(step, sigma_value, self.decision.compute, self.decision.reason, value))
+        self.report.records.append(StepRecord(step, values["sigma"], self.decision.compute, self.decision.reason,
+                                              self.decision.value))
+
+    def _can_reuse(self, x, values):
+        """Whether a skip can really be served; where it cannot (numeric trouble, nothing stored),
+        the call goes to the network instead, and the step is recorded as computed."""
+        finite = values.get("finite", 1.0) == 1.0
+        if values["sigma"] > 0 and finite and self.reuse.can_rebuild(x):
+            return True
+        self.decision = Decision(True, Reason.NO_CACHE if finite else Reason.NON_FINITE, self.decision.value)
+        self.policy.overrule(self.decision)
+        record = self.report.records[-1]
+        record.computed, record.reason = True, self.decision.reason
+        return False
 
     def finish(self, status: RunStatus = RunStatus.COMPLETE) -> RunReport:
         report = self.report
@@ -92,7 +92,7 @@ class AdaptiveRun:
                    or self.policy.why_nothing_skipped(len(report.records)))
             if why:
                 report.notes.append(f"nothing skipped: {why}")
-        report.reuse_fallbacks = self.cache.fallbacks
-        self.cache.clear()
-        self.estimator = None
+        report.reuse_fallbacks = self.reuse.fallbacks
+        self.reuse.clear()
+        self.policy = None
         return report

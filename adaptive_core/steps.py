@@ -32,6 +32,10 @@ class StepTracker:
             self.step = index
         return self.step, starts
 
+    def next_sigma(self, step: int) -> float:
+        """Where step ``step`` ends: the next schedule sigma (0 past the end)."""
+        return self.schedule[step + 1] if step + 1 < len(self.schedule) else 0.0
+
     def position(self, sigma: float) -> float:
         """Where σ lies on the schedule, in steps: i at schedule[i], linear in σ in between (the
         intermediate calls of multi-call samplers). The first match wins on repeated sigmas."""

@@ -20,8 +20,8 @@ through the same run and wrappers as the paper's rule.
 """
 import dataclasses
 
-from adaptive_diffusion.adaptive_core import (AdaptiveSkipPolicy, Decision, NoisePredictionCache, Reason,
-                                              SkipConfig, broadcast_sigma, lagrange)
+from adaptive_diffusion.adaptive_core import (REUSE_STRATEGIES, AdaptiveSkipPolicy, CalibratedReuse, Decision,
+                                              Reason, SkipConfig, broadcast_sigma, lagrange)
 
 
 class Baseline:
@@ -37,38 +37,50 @@ class Baseline:
         return ", ".join(f"{k}={v}" for k, v in self.settings().items())
 
 
-class NeverExplains:
+class BaselinePolicy:
+    """A policy that reads nothing back and explains nothing."""
+
+    def peek(self, x, sigma):
+        return {}
+
+    def overrule(self, decision):
+        pass
+
     def why_nothing_skipped(self, steps):
         return None
 
 
-class History(NoisePredictionCache):
-    """The last three real calls: schedule position, derivative d and denoised x0."""
+class History(CalibratedReuse):
+    """The last three real calls: schedule position, derivative d and denoised x0, unmeasured."""
 
     def __init__(self):
-        super().__init__("lagrange")
-        self.denoised = []
+        super().__init__(REUSE_STRATEGIES["auto"], calibrate=False)
 
-    def store(self, x, sigma, denoised, at):
-        if self.times and self.times[-1] == at:
-            self.denoised.pop()
-        super().store(x, sigma, denoised, at)
-        self.denoised = (self.denoised + [denoised.detach()])[-3:]
+    @property
+    def derivatives(self):
+        return self.history["eps"]
+
+    @property
+    def denoised(self):
+        return self.history["x0"]
 
 
 class SadaCache(History):
-    def rebuild(self, x, sigma, at):
+    def rebuild(self, x, sigma, at, values):
         if len(self.times) < 3:
             return x - broadcast_sigma(sigma, x) * self.derivatives[-1]
         return lagrange(self.times, self.denoised, at)
 
+    def serving(self, values):
+        return "SADA x0 Lagrange"
 
-class SadaPolicy(NeverExplains):
+
+class SadaPolicy(BaselinePolicy):
     def __init__(self, history, tolerance, max_skips=1, warmup_steps=4):
         self.history, self.tolerance, self.max_skips, self.warmup_steps = history, tolerance, max_skips, warmup_steps
         self.skips = 0
 
-    def decide(self, step, value):
+    def decide(self, step, values):
         y = self.history.derivatives
         stable = False
         if step >= self.warmup_steps and len(y) == 3 and self.skips < self.max_skips:
@@ -103,7 +115,7 @@ class ZeusCache(History):
         self.step += 1
         self.real_steps = (self.real_steps + [self.step])[-2:]
 
-    def rebuild(self, x, sigma, at):
+    def rebuild(self, x, sigma, at, values):
         self.step += 1
         y, (before, last) = self.derivatives, ([None] + self.real_steps)[-2:]
         if self.step == last + 1 and before is not None:
@@ -112,20 +124,20 @@ class ZeusCache(History):
             prediction = y[-1]
         return x - broadcast_sigma(sigma, x) * prediction
 
+    def serving(self, values):
+        return "ZEUS two-point"
 
-class EveryKth(NeverExplains):
+
+class EveryKth(BaselinePolicy):
     """Fixed-interval reuse: after warm-up, call the network on every k-th step only (ZEUS's
     schedule, and the plain fixed-interval baseline)."""
 
     def __init__(self, k, warmup_steps=4):
         self.k, self.warmup_steps = k, warmup_steps
 
-    def decide(self, step, value):
+    def decide(self, step, values):
         compute = step < self.warmup_steps or (step - self.warmup_steps) % self.k == 0
         return Decision(compute, Reason.SCHEDULE)
-
-    def overrule(self, decision):
-        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,49 +154,36 @@ class FixedInterval(Baseline):
     k: int
 
     def build(self):
-        return EveryKth(self.k), NoisePredictionCache("hold")
+        return EveryKth(self.k), CalibratedReuse(REUSE_STRATEGIES["hold"], calibrate=False)
 
 
-class ForcedPolicy(NeverExplains):
+class ForcedPolicy(BaselinePolicy):
     def __init__(self, skipped):
         self.skipped = skipped
 
-    def decide(self, step, value):
+    def decide(self, step, values):
         return Decision(step not in self.skipped, Reason.SCHEDULE)
-
-    def overrule(self, decision):
-        pass
 
 
 @dataclasses.dataclass(frozen=True)
 class Forced(Baseline):
-    """A given set of steps reuses (holding the last prediction), every other step computes: the
-    greedy oracle's paths."""
+    """A given set of steps reuses, every other step computes: the greedy oracle's paths, served
+    by one of the product's reuse strategies."""
     skipped: frozenset
+    reuse: str = "hold"
 
     def build(self):
-        return ForcedPolicy(self.skipped), NoisePredictionCache("hold")
-
-
-class StaleDenoised(NoisePredictionCache):
-    """What ComfyUI-AccelDiff reuses: the last denoised image itself, not the noise prediction."""
-
-    def __init__(self):
-        super().__init__("hold")
-
-    def store(self, x, sigma, denoised, at):
-        self.derivatives = [denoised.detach()]
-
-    def rebuild(self, x, sigma, at):
-        return self.derivatives[-1]
+        predictors = REUSE_STRATEGIES[self.reuse]
+        return ForcedPolicy(self.skipped), CalibratedReuse(predictors, calibrate=len(predictors) > 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class StaleX0(Baseline):
-    """The paper's rule, reusing the stale denoised image instead of the noise prediction."""
+    """The paper's rule, reusing the stale denoised image (what ComfyUI-AccelDiff reuses) instead
+    of the noise prediction."""
     threshold: float
     max_skip_steps: int = 4
 
     def build(self):
-        return AdaptiveSkipPolicy(SkipConfig(self.threshold, self.max_skip_steps)), StaleDenoised()
-
+        policy = AdaptiveSkipPolicy(SkipConfig(self.threshold, self.max_skip_steps))
+        return policy, CalibratedReuse(("hold x0",), calibrate=False)

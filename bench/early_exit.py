@@ -27,14 +27,15 @@ import methods  # noqa: E402  (imports ComfyUI and this extension)
 import classifier  # noqa: E402
 import metrics  # noqa: E402
 import plot  # noqa: E402
-import quality  # noqa: E402
+import harness  # noqa: E402
 
 from adaptive_diffusion.adaptive_core import SkipConfig  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import AdaptiveDiffusionEarlyExit, exit_holder_of  # noqa: E402
 from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
-OUT = methods.REPO / "docs" / "bench" / "early_exit"
+OUT = harness.REPO / "docs" / "bench" / "early_exit"
 SAMPLER, STEPS = "euler", 50
 HEADS, FULL = "demo_wan21_uem_heads.safetensors", "demo_wan21_uem_full.safetensors"
 # the heads-only sidecar's certainty is closeness to the model's own output, the full fine-tune's
@@ -54,7 +55,7 @@ def configurations(model):
            (REFERENCE_METHODS["fine-tuned"], "", "fine-tuned", early_exit(model, FULL, 1.01))]
     out += [("heads-only exit", f"τ={t}", "original", early_exit(model, HEADS, t)) for t in HEADS_THRESHOLDS]
     out += [("fine-tuned exit", f"τ={t}", "fine-tuned", early_exit(model, FULL, t)) for t in FULL_THRESHOLDS]
-    out += [("step skipping (linear)", f"δ={d}", "original", methods.ours(model, d, 4, "linear"))
+    out += [("step skipping (linear)", f"δ={d}", "original", methods.third_order(model, d, "linear"))
             for d in SKIP_THRESHOLDS]
     out += [("heads-only exit + step skipping", f"τ={t} δ={d}", "original",
              patch_model(early_exit(model, HEADS, t), SkipConfig(d, 4, 4, reuse="linear"))[0])
@@ -80,7 +81,7 @@ def main():
     started = time.time()
     recogniser, accuracy, data_features = classifier.train()
     print(f"classifier: {accuracy:.3f} accuracy on data pictures ({time.time() - started:.0f}s)", flush=True)
-    bench = quality.Bench()
+    bench = harness.Bench(WAN_DEMO)
     pairs = [(p, s) for p in demo_space.PROMPTS for s in range(8)]
     configs = configurations(bench.model)
     references = {against: patcher for method, _, against, patcher in configs if method == REFERENCE_METHODS[against]}

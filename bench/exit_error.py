@@ -17,6 +17,7 @@ import train_early_exit  # noqa: E402  (imports ComfyUI)
 
 import comfy.sd  # noqa: E402
 
+from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
 
 SIGMAS = [0.99, 0.9, 0.7, 0.5, 0.3, 0.1, 0.02]
@@ -27,7 +28,7 @@ def main():
     lines = ["# Exit error and certainty per block (demo model, 64 noised data samples per σ)", ""]
     for name in ("demo_wan21_uem_heads.safetensors", "demo_wan21_uem_full.safetensors"):
         heads, backbone, metadata = load_sidecar(BUNDLED / name)
-        patcher = comfy.sd.load_diffusion_model(str(REPO / "assets" / "demo_wan21.safetensors"))
+        patcher = comfy.sd.load_diffusion_model(str(WAN_DEMO.file))
         diffusion_model, model_sampling = patcher.model.diffusion_model.float(), patcher.model.model_sampling
         if backbone:
             diffusion_model.load_state_dict({k: v.float() for k, v in backbone.items()})

@@ -1,14 +1,14 @@
-"""Which variable to extrapolate the noise prediction in: the error of predicting a step's
-denoised output from earlier real calls, along full runs of the demo model.
+"""How well each of the reuse's predictors would stand in for the network, along full runs.
 
-    .runtime/0.33.0/venv/bin/python bench/extrapolation.py     # about a minute
+    .runtime/0.33.0/venv/bin/python bench/extrapolation.py     # a few minutes
 
-For every step k of a full 50-step run and a distance h, the derivative d (velocity here) of the
-last 1, 2 or 3 real calls ending at step k - h is extrapolated to σ_k in σ, log σ or the step
-index, and D_k = x_k - σ_k·d̂ is compared with the real D_k (relative L2, mean over steps >= 8
-and the 8 prompts). Writes docs/bench/reuse/extrapolation_error.md.
+For every step k of full 50-step euler runs (8 prompts, seed 0, each family) and a distance h, each
+predictor of adaptive_core/reuse.py rebuilds D_k from the real calls ending at step k - h, spaced
+one step apart, and its error ||D̂ - D|| / ||D|| is averaged (median) over the steps of each phase
+of the run. This is the quantity the reuse measures on itself and the error-controlled policy
+scales by the step size. Writes docs/bench/extrapolation_error.md.
 """
-import math
+import dataclasses
 import pathlib
 import statistics
 import sys
@@ -16,55 +16,64 @@ import sys
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import methods  # noqa: E402  (imports ComfyUI)
-import quality  # noqa: E402
+import harness  # noqa: E402  (imports ComfyUI)
+import baselines  # noqa: E402
+import methods  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import NoisePredictionCache, SkipConfig, lagrange  # noqa: E402
+from adaptive_diffusion.adaptive_core import PREDICTORS, CalibratedReuse, REUSE_STRATEGIES  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
-from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import DEMO_MODELS  # noqa: E402
 
-VARIABLES = {"σ": lambda sigmas: sigmas, "log σ": lambda sigmas: [math.log(s) for s in sigmas],
-             "step index": lambda sigmas: list(range(len(sigmas)))}
-ORDERS = {"hold": 0, "linear": 1, "parabola": 2}
+DISTANCES = (1, 2, 3, 4)
+PHASES = {"steps 4-16": (4, 17), "steps 17-33": (17, 34), "steps 34-48": (34, 49), "step 49 (to σ = 0)": (49, 50)}
 
 
-class Recorder(NoisePredictionCache):
-    def __init__(self, trace):
-        super().__init__("hold")
-        self.trace = trace
+class Recorder(CalibratedReuse):
+    """Computes every step (a forced path with no skips) and keeps each real call's (x, σ, D)."""
+    trace = []
 
     def store(self, x, sigma, denoised, at):
         super().store(x, sigma, denoised, at)
-        self.trace.append((at, self.derivatives[-1].clone(), denoised.clone(), x.clone()))
+        self.trace.append((x.clone(), sigma.clone(), denoised.clone()))
+
+
+@dataclasses.dataclass(frozen=True)
+class Record(baselines.Baseline):
+    def build(self):
+        return baselines.ForcedPolicy(frozenset()), Recorder(REUSE_STRATEGIES["auto"], calibrate=False)
+
+
+def replay(trace, k, h, predictor):
+    """D̂_k from the calls at steps k - h - 2 .. k - h, as the reuse would rebuild it."""
+    reuse = CalibratedReuse((predictor,), calibrate=False)
+    for i in range(max(0, k - h - 2), k - h + 1):
+        reuse.store(*trace[i], float(i))
+    x, sigma, denoised = trace[k]
+    rebuilt = reuse.rebuild(x, sigma, float(k), {})
+    return float((rebuilt - denoised).norm() / denoised.norm())
 
 
 def main():
     torch.set_num_threads(1)
-    bench = quality.Bench()
-    runs = []
-    for prompt in demo_space.PROMPTS:
-        trace = []
-        patcher = patch_model(bench.model, SkipConfig(1.0, 1000, 0),
-                              methods._holder(policy=lambda: methods.Forced([]), cache=lambda: Recorder(trace)))[0]
-        bench.sample(patcher, prompt, 1, "euler", 50)
-        runs.append(trace)
-    lines = ["# Extrapolation error of the noise prediction along full runs (demo model, euler 50, 8 prompts)", "",
-             "Relative L2 error of the rebuilt denoised output at step k from real calls ending at k - h.", "",
-             "| variable | h | " + " | ".join(ORDERS) + " |", "|---|---|" + "---|" * len(ORDERS)]
-    for name, variable in VARIABLES.items():
-        for h in (1, 2, 3):
-            errors = {order: [] for order in ORDERS}
-            for trace in runs:
-                sigmas, d, denoised, x = zip(*trace)
-                t = variable(list(sigmas))
-                for k in range(8, len(trace)):
-                    for order, degree in ORDERS.items():
-                        points = list(range(k - h - degree, k - h + 1))
-                        prediction = x[k] - sigmas[k] * lagrange([t[i] for i in points], [d[i] for i in points], t[k])
-                        errors[order].append(float((prediction - denoised[k]).norm() / denoised[k].norm()))
-            lines.append(f"| {name} | {h} | " + " | ".join(f"{statistics.mean(e):.4f}" for e in errors.values()) + " |")
-    lines += ["", "Reproduce: .runtime/0.33.0/venv/bin/python bench/extrapolation.py"]
-    out = methods.REPO / "docs" / "bench" / "reuse" / "extrapolation_error.md"
+    lines = ["# Error of each predictor along full runs (euler, 50 steps, 8 prompts, seed 0)", "",
+             "Median of ||D̂ - D|| / ||D|| for the step's denoised output rebuilt from real calls ending h "
+             "steps earlier, per phase of the run (bench/extrapolation.py).", ""]
+    for family, demo in DEMO_MODELS.items():
+        bench = harness.Bench(demo)
+        traces = []
+        for prompt in demo_space.PROMPTS:
+            Recorder.trace = []
+            bench.sample(methods.patched(bench.model, Record()), prompt, 0, "euler", 50)
+            traces.append(Recorder.trace)
+        lines += [f"## {family}", "", "| predictor | h | " + " | ".join(PHASES) + " |",
+                  "|---|---|" + "---|" * len(PHASES)]
+        for predictor in PREDICTORS:
+            for h in DISTANCES:
+                cells = [statistics.median(replay(t, k, h, predictor) for t in traces for k in range(lo, hi))
+                         for lo, hi in PHASES.values()]
+                lines.append(f"| {predictor} | {h} | " + " | ".join(f"{c:.4f}" for c in cells) + " |")
+        lines.append("")
+    out = harness.REPO / "docs" / "bench" / "extrapolation_error.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

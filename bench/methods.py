@@ -1,31 +1,37 @@
-"""Every way of skipping network calls that the benchmark compares, each as a patched ComfyUI model.
+"""Every way of skipping network calls that the benchmark compares, with the settings swept.
 
-Ours and the baselines (baselines.py: stale x0, fixed interval, the greedy oracle's forced paths,
-SADA, ZEUS) are policy configs that go through the product's own patch_model, the one door the
-nodes use. ComfyUI core's EasyCache and LazyCache are its own nodes, run unchanged.
+Ours and the step-level baselines (baselines.py: stale x0, fixed interval, the greedy oracle's
+forced paths, SADA and ZEUS from their papers) are policy configs that go through the product's
+own patch_model, the one door the nodes use. ComfyUI core's EasyCache and LazyCache are its own
+nodes, run unchanged; SADA and ZEUS from ComfyUI-AccelDiff's published code are its own samplers
+(peers.py).
 """
-import sys
-import pathlib
+from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import comfy_runtime  # noqa: E402
+from adaptive_diffusion.adaptive_core import ErrorControlConfig, SkipConfig
+from adaptive_diffusion.nodes.patch import patch_model
+from adaptive_diffusion.nodes.widgets import DEFAULTS
 
-comfy_runtime.import_comfy()
-comfy_runtime.load_extension()
-from comfy_extras.nodes_easycache import EasyCacheNode, LazyCacheNode  # noqa: E402
+import baselines
+import peers
 
-from adaptive_diffusion.adaptive_core import SkipConfig  # noqa: E402
-from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
-
-import baselines  # noqa: E402
+# the node's defaults: error control with auto reuse; the sweep of its one widget, the tolerance
+DEFAULT = "ours (default: error, auto)"
+TOLERANCES = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.02]
+DELTAS = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+PAPER = "paper (third_order, hold)"
 
 
 def patched(model, config):
     return patch_model(model, config)[0]
 
 
-def ours(model, threshold, max_skip_steps, reuse, warmup_steps=4):
+def ours(model, tolerance, reuse=DEFAULTS.reuse, max_skip_steps=DEFAULTS.max_skip_steps,
+         warmup_steps=DEFAULTS.warmup_steps):
+    return patched(model, ErrorControlConfig(tolerance, max_skip_steps, warmup_steps, reuse))
+
+
+def third_order(model, threshold, reuse, max_skip_steps=4, warmup_steps=4):
     return patched(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reuse=reuse))
 
 
@@ -37,21 +43,32 @@ def lazycache(model, reuse_threshold):
     return LazyCacheNode.execute(model, reuse_threshold, 0.15, 0.95, False).result[0]
 
 
-def stale_x0(model, threshold, max_skip_steps=4):
-    return patched(model, baselines.StaleX0(threshold, max_skip_steps))
+def configurations(model, sampler, steps, sweep=True):
+    """(method, params, runner, steps to sample) for one sampler and step count: the runner is a
+    patched MODEL or a peer's SAMPLER (harness.Bench.sample)."""
+    out = [(DEFAULT, f"tol={t}", ours(model, t), steps) for t in TOLERANCES]
+    out += [(PAPER, f"δ={d}", third_order(model, d, "hold"), steps) for d in DELTAS]
+    if sweep:
+        out += [(f"ours (error, {r})", f"tol={t}", ours(model, t, r), steps)
+                for r in ("hold", "linear") for t in TOLERANCES]
+        out += [("ours (third_order, linear: 0.1.0 default)", f"δ={d}", third_order(model, d, "linear"), steps)
+                for d in DELTAS]
+        out += [("ours (third_order, auto)", f"δ={d}", third_order(model, d, "auto"), steps) for d in DELTAS]
+        out += [("stale x0 (AccelDiff's reuse)", f"δ={t}", patched(model, baselines.StaleX0(t)), steps)
+                for t in (0.01, 0.05)]
+    if peers.supports(sampler):
+        out += [(method, params, ks, steps) for method, params, ks in peers.sweep(sampler, steps)]
+    out += [("SADA (step-level, from the paper)", f"τ={t} skips={k}", patched(model, baselines.Sada(t, k)), steps)
+            for t, k in ((0.5, 1), (1.0, 1), (3.0, 1), (1.0, 2), (3.0, 2))]
+    out += [("ZEUS (step-level, from the paper)", f"interval={k}", patched(model, baselines.Zeus(k)), steps)
+            for k in (2, 3, 4)]
+    out += [("fixed interval", f"k={k}", patched(model, baselines.FixedInterval(k)), steps) for k in (2, 3)]
+    out += [("EasyCache", f"thr={t}", easycache(model, t), steps) for t in (0.05, 0.1, 0.2)]
+    out += [("LazyCache", f"thr={t}", lazycache(model, t), steps) for t in (0.05, 0.1, 0.2, 0.4)]
+    fewer = sorted({max(2, round(steps * f)) for f in (0.66, 0.5, 0.4, 0.33)})
+    out += [("fewer steps", f"steps={n}", model, n) for n in fewer if n < steps]
+    return out
 
 
-def fixed_interval(model, k):
-    return patched(model, baselines.FixedInterval(k))
-
-
-def forced(model, skipped):
-    return patched(model, baselines.Forced(frozenset(skipped)))
-
-
-def sada(model, tolerance, max_skips=1):
-    return patched(model, baselines.Sada(tolerance, max_skips))
-
-
-def zeus(model, interval):
-    return patched(model, baselines.Zeus(interval))
+def forced(model, skipped, reuse="hold"):
+    return patched(model, baselines.Forced(frozenset(skipped), reuse))

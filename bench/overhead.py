@@ -1,8 +1,9 @@
-"""Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the bundled demo model.
+"""Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the bundled Wan demo model.
 
-Per sampler, interleaved runs of three arms on the same seed: core KSampler (stock), AdaptiveDiffusionKSampler
-with threshold 0 (the bookkeeping alone), and with skipping on. Reports medians, the ratios to
-stock, and the estimator's own per-step cost on latents of realistic sizes.
+Per sampler, interleaved runs of four arms on the same seed: core KSampler (stock), the
+AdaptiveDiffusion KSampler with threshold 0 (the bookkeeping alone), with its defaults (error
+control, auto reuse) and with the paper's rule (third_order, hold, δ 0.01). Reports medians, the
+ratios to stock, and each policy's own per-step cost on latents of realistic sizes.
 
     .runtime/0.33.0/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --samplers euler dpmpp_2m ...]
 """
@@ -16,12 +17,14 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import quality  # noqa: E402  (imports ComfyUI)
+import harness  # noqa: E402  (imports ComfyUI)
 
-from adaptive_diffusion.adaptive_core import AdaptiveRun, SkipConfig  # noqa: E402
+from adaptive_diffusion.adaptive_core import AdaptiveRun, ErrorControlConfig, SkipConfig  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.ksampler import AdaptiveDiffusionKSampler  # noqa: E402
+from adaptive_diffusion.nodes.widgets import CRITERIA, DEFAULTS  # noqa: E402
 
-REPO = quality.REPO
+REPO = harness.REPO
 PROMPT = "a circle"
 
 LATENT_SIZES = {"demo model 16x1x8x8": (1, 16, 1, 8, 8), "SDXL 1024px 4x128x128": (1, 4, 128, 128),
@@ -34,14 +37,15 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def estimator_cost_us(shape, steps=50, repeats=5):
-    """Per-step time AdaptiveRun adds around a network call, with the call itself removed."""
+def policy_cost_us(config, shape, steps=50, repeats=5):
+    """Per-step time AdaptiveRun adds around a network call (the call itself removed), with a
+    config that measures and judges every step but never skips."""
     sigmas = torch.linspace(1.0, 0.0, steps + 1).tolist()
     x = torch.randn(shape)
     denoised = torch.randn(shape)
     costs = []
     for _ in range(repeats):
-        run = AdaptiveRun(SkipConfig(threshold=1e-9, max_skip_steps=4), sigmas)  # estimator on, never skips
+        run = AdaptiveRun(config, sigmas)
         start = time.perf_counter()
         for i in range(steps):
             run(x + i, torch.tensor([sigmas[i]]), lambda: denoised)
@@ -49,24 +53,29 @@ def estimator_cost_us(shape, steps=50, repeats=5):
     return statistics.median(costs)
 
 
-def node_run(bench, sampler, steps, threshold, reuse):
+COSTED = {"error control, auto": ErrorControlConfig(tolerance=1e-12),
+          "third_order, hold": SkipConfig(threshold=1e-9, reuse="hold")}
+
+
+def node_run(bench, sampler, steps, config):
     """The AdaptiveDiffusion KSampler node as a workflow runs it; its report."""
-    latent = {"samples": torch.zeros(1, 16, 1, 8, 8)}
-    result = AdaptiveDiffusionKSampler.execute(bench.model, 1, steps, quality.CFG, sampler, quality.SCHEDULER,
-                                               bench.positive[PROMPT], bench.negative, latent, 1.0,
-                                               threshold, 4, 4, reuse).result
+    latent = {"samples": torch.zeros(WAN_DEMO.empty_latent)}
+    result = AdaptiveDiffusionKSampler.execute(bench.model, 1, steps, harness.CFG, sampler, harness.SCHEDULER,
+                                               bench.positive[PROMPT], bench.negative, latent, 1.0, *config).result
     return json.loads(result[2])
 
 
 def interleaved(bench, sampler, args):
-    """Stock, threshold 0 and skipping on (the default reuse and the paper's hold), run in turn
-    `repeats` times; medians and ratios."""
-    default = SkipConfig().reuse
+    """Stock, threshold 0, the defaults and the paper's rule, run in turn `repeats` times; medians
+    and ratios."""
+    d = DEFAULTS
     arms = {
         "stock": lambda: bench.sample(bench.model, PROMPT, 1, sampler, args.steps)[3],  # no report: None
-        "adaptive_threshold_0": lambda: node_run(bench, sampler, args.steps, 0.0, default),
-        "adaptive": lambda: node_run(bench, sampler, args.steps, args.threshold, default),
-        "adaptive_hold": lambda: node_run(bench, sampler, args.steps, args.threshold, "hold"),
+        "adaptive_threshold_0": lambda: node_run(bench, sampler, args.steps,
+                                                 (0.0, d.max_skip_steps, d.warmup_steps, d.reuse, CRITERIA[0])),
+        "adaptive": lambda: node_run(bench, sampler, args.steps,
+                                     (d.tolerance, d.max_skip_steps, d.warmup_steps, d.reuse, CRITERIA[0])),
+        "paper": lambda: node_run(bench, sampler, args.steps, (0.01, 4, 4, "hold", "third_order")),
     }
     for arm in arms.values():  # warm-up
         arm()
@@ -80,7 +89,7 @@ def interleaved(bench, sampler, args):
     medians = {name: statistics.median(t) for name, t in times.items()}
     out = {"median_seconds": medians,
            "threshold_0_overhead": medians["adaptive_threshold_0"] / medians["stock"] - 1}
-    for name, suffix in (("adaptive", ""), ("adaptive_hold", "_hold")):
+    for name, suffix in (("adaptive", ""), ("paper", "_paper")):
         totals = reports[name]["totals"]
         out.update({f"network_calls{suffix}": f"{totals['network_calls']}/{totals['full_run_network_calls']}",
                     f"call_ratio{suffix}": totals["expected_speedup"],
@@ -93,18 +102,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--threshold", type=float, default=0.01)
     parser.add_argument("--samplers", nargs="+", default=["euler", "dpmpp_2m", "heun", "uni_pc"])
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one core each run: less scheduler noise on a shared 2-core machine
-    bench = quality.Bench()
+    bench = harness.Bench(WAN_DEMO)
     result = {
         "machine": "2-core CPU (the project's development machine), torch threads = 1",
         "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, cfg 3",
-        "steps": args.steps, "repeats": args.repeats, "threshold": args.threshold,
+        "steps": args.steps, "repeats": args.repeats,
         "samplers": {sampler: interleaved(bench, sampler, args) for sampler in args.samplers},
-        "estimator_us_per_step": {name: estimator_cost_us(shape) for name, shape in LATENT_SIZES.items()},
+        "policy_us_per_step": {policy: {name: policy_cost_us(config, shape) for name, shape in LATENT_SIZES.items()}
+                               for policy, config in COSTED.items()},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "overhead.json").write_text(json.dumps(result, indent=1))

@@ -1,30 +1,35 @@
-"""The demo model's world: procedural pictures for eight prompts, and the exact mapping between
-pictures and the model's latent space.
+"""The demo models' world: procedural pictures for eight prompts, and the exact mapping between
+pictures and each demo model's latent space.
 
-A latent of the tiny Wan 2.1 demo model has 16 channels; a 32x32 grayscale picture in [0, 1] maps
-to it by 4x4 pixel-unshuffle of (2·picture − 1): 16 values per 4x4 block, one per channel. The map
-is a permutation plus an affine step, so it is exactly invertible: every latent the sampler
-produces can be shown as a picture, and PSNR between pictures is PSNR between latents.
+A 32x32 grayscale picture in [0, 1] maps to a model-space latent by pixel-unshuffle of
+(2·picture − 1): 4x4 blocks into the 16 channels of the Wan 2.1 demo model (with a frame axis),
+2x2 blocks into the 4 channels of the SD1.x demo UNets. The map is a permutation plus an affine
+step, so it is exactly invertible: every latent the sampler produces can be shown as a picture,
+and PSNR between pictures is PSNR between latents.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
 SIZE = 32
-PATCH = 4
 PROMPTS = ["a circle", "a square", "a ring", "a cross", "horizontal stripes", "vertical stripes",
            "a checkerboard", "a triangle"]
 
 
-def picture_to_latent(picture: torch.Tensor) -> torch.Tensor:
-    """(B, 1, 32, 32) in [0, 1] -> (B, 16, 1, 8, 8) model-space latent."""
-    return F.pixel_unshuffle(picture * 2 - 1, PATCH).unsqueeze(2)
+def picture_to_latent(picture: torch.Tensor, channels: int, video: bool) -> torch.Tensor:
+    """(B, 1, 32, 32) in [0, 1] -> (B, channels, 32/√channels, 32/√channels) model-space latent,
+    with a frame axis of length 1 after the channels for a video model."""
+    latent = F.pixel_unshuffle(picture * 2 - 1, math.isqrt(channels))
+    return latent.unsqueeze(2) if video else latent
 
 
 def latent_to_picture(latent: torch.Tensor) -> torch.Tensor:
-    """(B, 16, T, 8, 8) -> (B*T, 1, 32, 32), not clamped."""
-    b, c, t, h, w = latent.shape
-    frames = latent.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
-    return (F.pixel_shuffle(frames, PATCH) + 1) / 2
+    """(B, C, H, W) or a video latent (B, C, T, H, W) -> (B*T, 1, 32, 32), not clamped."""
+    if latent.ndim == 5:
+        b, c, t, h, w = latent.shape
+        latent = latent.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
+    return (F.pixel_shuffle(latent, math.isqrt(latent.shape[1])) + 1) / 2
 
 
 def draw(prompt_index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

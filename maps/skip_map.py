@@ -1,4 +1,5 @@
-"""The skip map: one cell per step, computed or reused, over the estimator value against δ."""
+"""The skip map: one cell per step, computed or reused, over the value the criterion judged
+against the threshold."""
 import math
 
 from PIL import Image, ImageDraw, ImageFont
@@ -64,13 +65,14 @@ def render_skip_map(report: RunReport) -> Image.Image:
     for px, py in points:
         draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=ESTIMATOR)
     draw.text((4, plot_top), f"{ceiling:.3g}", fill=ESTIMATOR, font=font)
-    draw.text((MARGIN + 4, plot_top + 2), "estimator before each step", fill=WARMUP, font=font)
+    judged = "predicted error" if report.config.settings().get("criterion") == "error" else "estimator"
+    draw.text((MARGIN + 4, plot_top + 2), f"{judged} before each step", fill=WARMUP, font=font)
     draw.text((4, plot_bottom - 10), "0", fill=ESTIMATOR, font=font)
 
     legend_y = plot_bottom + 8
     x = MARGIN
     for label, colour in (("computed", COMPUTED), ("reused", REUSED), ("warm-up", WARMUP),
-                          ("estimator", ESTIMATOR), ("threshold", THRESHOLD)):
+                          (judged, ESTIMATOR), ("threshold", THRESHOLD)):
         draw.rectangle([x, legend_y + 2, x + 10, legend_y + 12], fill=colour)
         draw.text((x + 14, legend_y), label, fill=ESTIMATOR, font=font)
         x += 14 + int(draw.textlength(label, font=font)) + 14

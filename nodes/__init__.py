@@ -1,7 +1,8 @@
 """The ComfyUI adapter: node declarations and the wrappers that attach adaptive_core to a model."""
 from comfy_api.latest import ComfyExtension
 
-from .demo import AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoPrompt, register_demo_model
+from .demo import (AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoUNetLoader,
+                   register_demo_model)
 from .early_exit import AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap
 from .ksampler import AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced
 from .model_patch import AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport
@@ -9,7 +10,7 @@ from .sidecar import register_sidecar_folder
 
 NODES = [AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced, AdaptiveDiffusionPatch,
          AdaptiveDiffusionSkipReport, AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,
-         AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode]
+         AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoUNetLoader]
 
 
 class AdaptiveDiffusionExtension(ComfyExtension):

@@ -3,9 +3,9 @@ import comfy.samplers
 import nodes
 from comfy_api.latest import io
 
-from ..adaptive_core import SkipConfig
 from .patch import patch_model, report_or_empty
-from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared, report_output, skip_inputs, skip_outputs
+from .widgets import (CATEGORY, CRITERIA, REPORT_WHEN_CACHED, check_declared, criterion_input, report_output, skip_config,
+                      skip_inputs, skip_outputs)
 
 SEED_MAX = 0xffffffffffffffff
 
@@ -48,19 +48,20 @@ class AdaptiveDiffusionKSampler(io.ComfyNode):
             inputs=_sampling_inputs("seed") + [
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01,
                                tooltip="The amount of denoising applied; lower keeps more of the input latent."),
-            ] + skip_inputs(),
+            ] + skip_inputs() + [criterion_input()],
             outputs=[io.Latent.Output(tooltip="The denoised latent.")] + skip_outputs(),
         )
 
     @classmethod
-    def validate_inputs(cls, cfg=None, sampler_name=None, scheduler=None, denoise=None, threshold=None, reuse=None):
+    def validate_inputs(cls, cfg=None, sampler_name=None, scheduler=None, denoise=None, threshold=None, reuse=None,
+                        criterion=None):
         return check_declared(cls, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler, denoise=denoise,
-                              threshold=threshold, reuse=reuse)
+                              threshold=threshold, reuse=reuse, criterion=criterion)
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-                denoise, threshold, max_skip_steps, warmup_steps, reuse) -> io.NodeOutput:
-        return _sample(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reuse=reuse),
+                denoise, threshold, max_skip_steps, warmup_steps, reuse, criterion=CRITERIA[0]) -> io.NodeOutput:
+        return _sample(model, skip_config(threshold, max_skip_steps, warmup_steps, reuse, criterion),
                        seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                        positive=positive, negative=negative, latent=latent_image, denoise=denoise)
 
@@ -82,22 +83,22 @@ class AdaptiveDiffusionKSamplerAdvanced(io.ComfyNode):
                 io.Int.Input("end_at_step", default=10000, min=0, max=10000, tooltip="The step to stop sampling at."),
                 io.Combo.Input("return_with_leftover_noise", options=["disable", "enable"],
                                tooltip="Return the latent with the noise left at end_at_step."),
-            ] + skip_inputs(),
+            ] + skip_inputs() + [criterion_input()],
             outputs=[io.Latent.Output(tooltip="The denoised latent.")] + skip_outputs(),
         )
 
     @classmethod
     def validate_inputs(cls, add_noise=None, cfg=None, sampler_name=None, scheduler=None,
-                        return_with_leftover_noise=None, threshold=None, reuse=None):
+                        return_with_leftover_noise=None, threshold=None, reuse=None, criterion=None):
         return check_declared(cls, add_noise=add_noise, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                               return_with_leftover_noise=return_with_leftover_noise, threshold=threshold,
-                              reuse=reuse)
+                              reuse=reuse, criterion=criterion)
 
     @classmethod
     def execute(cls, model, add_noise, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
                 latent_image, start_at_step, end_at_step, return_with_leftover_noise,
-                threshold, max_skip_steps, warmup_steps, reuse) -> io.NodeOutput:
-        return _sample(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reuse=reuse),
+                threshold, max_skip_steps, warmup_steps, reuse, criterion=CRITERIA[0]) -> io.NodeOutput:
+        return _sample(model, skip_config(threshold, max_skip_steps, warmup_steps, reuse, criterion),
                        seed=noise_seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
                        positive=positive, negative=negative, latent=latent_image,
                        disable_noise=add_noise == "disable", start_step=start_at_step, last_step=end_at_step,

@@ -1,9 +1,9 @@
 """AdaptiveDiffusion as a MODEL patch for any sampler node, and the node that reads its last run."""
 from comfy_api.latest import io
 
-from ..adaptive_core import SkipConfig
 from .patch import holder_of, patch_model, report_or_empty
-from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared, report_output, skip_inputs, skip_outputs
+from .widgets import (CATEGORY, CRITERIA, REPORT_WHEN_CACHED, check_declared, criterion_input, report_output,
+                      skip_config, skip_inputs, skip_outputs)
 
 
 class AdaptiveDiffusionPatch(io.ComfyNode):
@@ -19,18 +19,21 @@ class AdaptiveDiffusionPatch(io.ComfyNode):
                 io.Boolean.Input("reference_quirks", default=False, optional=True,
                                  tooltip="Reproduce the reference code's decisions exactly: its C_max guard "
                                          "starts after five decisions and C_max=0 means unlimited; reuse is "
-                                         "then always hold, as in the reference."),
+                                         "then always hold, as in the reference, and the criterion third_order."),
+                criterion_input(),
             ],
             outputs=[io.Model.Output(tooltip="The patched model.")],
         )
 
     @classmethod
-    def validate_inputs(cls, threshold=None, reuse=None):
-        return check_declared(cls, threshold=threshold, reuse=reuse)
+    def validate_inputs(cls, threshold=None, reuse=None, criterion=None):
+        return check_declared(cls, threshold=threshold, reuse=reuse, criterion=criterion)
 
     @classmethod
-    def execute(cls, model, threshold, max_skip_steps, warmup_steps, reuse, reference_quirks=False) -> io.NodeOutput:
-        patched, _ = patch_model(model, SkipConfig(threshold, max_skip_steps, warmup_steps, reference_quirks, reuse))
+    def execute(cls, model, threshold, max_skip_steps, warmup_steps, reuse, reference_quirks=False,
+                criterion=CRITERIA[0]) -> io.NodeOutput:
+        config = skip_config(threshold, max_skip_steps, warmup_steps, reuse, criterion, reference_quirks)
+        patched, _ = patch_model(model, config)
         return io.NodeOutput(patched)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..adaptive_core import REUSE_STRATEGIES, SkipConfig
+from ..adaptive_core import REUSE_STRATEGIES, ErrorControlConfig, SkipConfig
 from ..maps import render_skip_map
 
 CATEGORY = "sampling/adaptive"
@@ -14,27 +14,48 @@ CATEGORY = "sampling/adaptive"
 # such flag; scripts/queue_batch.py then says that the result came from the cache.
 REPORT_WHEN_CACHED = ({"has_intermediate_output": True}
                       if "has_intermediate_output" in io.Schema.__dataclass_fields__ else {})
-DEFAULTS = SkipConfig()
+DEFAULTS = ErrorControlConfig()
+CRITERIA = ["error", "third_order"]
+
+
+def skip_config(threshold, max_skip_steps, warmup_steps, reuse, criterion, reference_quirks=False):
+    """The policy config the widgets describe: error control, or the paper's third-order rule."""
+    if criterion == "third_order" or reference_quirks:
+        return SkipConfig(threshold, max_skip_steps, warmup_steps, reference_quirks, reuse)
+    return ErrorControlConfig(threshold, max_skip_steps, warmup_steps, reuse)
 
 
 def skip_inputs():
+    """The widgets every AdaptiveDiffusion node has, in this order; criterion_input() comes after
+    every other widget of a node, so that workflows saved before it existed keep their values."""
     return [
-        io.Float.Input("threshold", default=DEFAULTS.threshold, min=0.0, max=1.0, step=0.001,
-                       tooltip="δ: the next step reuses the last noise prediction when the third-order latent "
-                               "difference, relative to the first-order one, is at most δ. Higher skips more. "
-                               "0 disables skipping (output identical to the stock sampler)."),
+        io.Float.Input("threshold", default=DEFAULTS.tolerance, min=0.0, max=1.0, step=0.001,
+                       tooltip="How much error a skipped step may bring; higher skips more, 0 disables skipping "
+                               "(output identical to the stock sampler). criterion error: the largest predicted "
+                               "relative error of a skipped step's update against the network's own (0.1 = 10 %), "
+                               "measured on the run itself. criterion third_order: the paper's δ, the relative "
+                               "third-order latent difference (0.01 is its value for SD at 50 steps)."),
         io.Int.Input("max_skip_steps", default=DEFAULTS.max_skip_steps, min=0, max=100,
-                     tooltip="C_max: the most consecutive steps that may reuse the noise prediction before the "
-                             "network must be called again. 0 never skips."),
+                     tooltip="C_max: the most consecutive steps that may reuse before the network must be called "
+                             "again. 0 never skips."),
         io.Int.Input("warmup_steps", default=DEFAULTS.warmup_steps, min=0, max=10000,
                      tooltip="The first steps of the run always call the network (counted from the first step "
-                             "actually sampled). The estimator needs four latents, so step 3 is the earliest skip."),
+                             "actually sampled). The error criterion needs two real calls before it can judge, "
+                             "the third-order one four latents, so step 2 / step 3 is the earliest skip."),
         io.Combo.Input("reuse", options=list(REUSE_STRATEGIES), default=DEFAULTS.reuse,
-                       tooltip="What a skipped step uses in place of the network's noise prediction. hold: the "
-                               "last one (the paper). linear / lagrange: extrapolated along the schedule from the last 2 / 3 "
-                               "real calls, falling back to a lower order when the history is unstable; they "
-                               "keep 2 / 3 latent-sized tensors instead of 1 and make no extra network calls."),
+                       tooltip="What a skipped step uses in place of the network's output. auto: whichever of "
+                               "the predictors below (and their x0 forms) has been closest to the network so far "
+                               "in this run, per skip. hold: the last noise prediction (the paper). linear / "
+                               "lagrange: extrapolated along the schedule from the last 2 / 3 real calls. No extra "
+                               "network calls; up to 6 latent-sized tensors (auto), 1 (hold)."),
     ]
+
+
+def criterion_input():
+    return io.Combo.Input("criterion", options=CRITERIA, default=CRITERIA[0], optional=True,
+                          tooltip="How a step is judged skippable. error: from the measured error of the reuse "
+                                  "that would serve it, like an adaptive ODE solver's step-size control. "
+                                  "third_order: the AdaptiveDiffusion paper's latent estimator.")
 
 
 def skip_outputs():

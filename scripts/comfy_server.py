@@ -31,11 +31,14 @@ class ComfyServer:
         self.comfyui, self.base, self.python = pathlib.Path(comfyui), pathlib.Path(base), python
         self.custom_nodes = [REPO] + [pathlib.Path(p) for p in custom_nodes]
         self.models = [(sub, pathlib.Path(f)) for sub, f in models]
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = None
         self.client_id = uuid.uuid4().hex
         self.process = None
         self.log_path = self.base / "server.log"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
 
     def __enter__(self):
         self.start()
@@ -56,6 +59,15 @@ class ComfyServer:
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.exists():
                 target.symlink_to(file)
+        for _ in range(5):
+            if self._launch(timeout):
+                return
+        raise RuntimeError(f"ComfyUI found no free port in five tries:\n{self.log()}")
+
+    def _launch(self, timeout):
+        """Starts the server on a free port; False if another process took that port first (the port
+        is free when chosen, and taken by the server only seconds later)."""
+        self.port = free_port()
         log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
@@ -65,13 +77,19 @@ class ComfyServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
+                if "address already in use" in self.log().lower():
+                    return False
                 raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log()}")
             try:
-                self.get("/system_stats")
-                return
+                # the server answering must be this one, not one that got the port first
+                return str(self.base) in self.get("/system_stats")["system"]["argv"] or self._stopped()
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.5)
         raise TimeoutError(f"ComfyUI did not answer within {timeout}s:\n{self.log()}")
+
+    def _stopped(self):
+        self.stop()
+        return False
 
     def stop(self):
         if self.process and self.process.poll() is None:

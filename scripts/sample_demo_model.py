@@ -1,9 +1,9 @@
-"""Draws a grid of the demo model's samples: one row per prompt, one column per seed.
+"""Draws a grid of a demo model's samples: one row per prompt, one column per seed.
 
-    .runtime/0.33.0/venv/bin/python scripts/sample_demo_model.py [--out docs/demo_model/samples.png]
+    .runtime/0.33.0/venv/bin/python scripts/sample_demo_model.py --model demo_sd15_eps
 
-Real ComfyUI sampling (euler, 30 steps, cfg 3, the stock KSampler path) on
-assets/demo_wan21.safetensors, decoded exactly by the demo decode node.
+Real ComfyUI sampling (euler, 30 steps, cfg 3, the stock KSampler path), decoded exactly by the
+demo decode node; writes docs/demo_model/<model>/samples.png unless --out says otherwise.
 """
 import argparse
 import pathlib
@@ -18,31 +18,33 @@ import comfy_runtime  # noqa: E402
 
 nodes = comfy_runtime.import_comfy()
 comfy_runtime.import_extension()
-import comfy.sd  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
-from adaptive_diffusion.nodes.demo import (ASSETS, MODEL_FILE, AdaptiveDiffusionDemoDecode,  # noqa: E402
-                                           AdaptiveDiffusionDemoPrompt)
+from adaptive_diffusion.nodes.demo import AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoPrompt  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import DEMO_MODELS, NULL_PROMPT, load  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "demo_model" / "samples.png")
+    parser.add_argument("--model", choices=list(DEMO_MODELS), default="demo_wan21")
+    parser.add_argument("--out", type=pathlib.Path)
     parser.add_argument("--seeds", type=int, default=6)
     args = parser.parse_args()
-    model = comfy.sd.load_diffusion_model(str(ASSETS / MODEL_FILE))
-    negative = AdaptiveDiffusionDemoPrompt.execute("(empty)").result[0]
+    demo = DEMO_MODELS[args.model]
+    out = args.out or REPO / "docs" / "demo_model" / demo.name / "samples.png"
+    model = load(demo)
+    negative = AdaptiveDiffusionDemoPrompt.execute(NULL_PROMPT, demo.name).result[0]
     rows = []
     for prompt in demo_space.PROMPTS:
-        positive = AdaptiveDiffusionDemoPrompt.execute(prompt).result[0]
+        positive = AdaptiveDiffusionDemoPrompt.execute(prompt, demo.name).result[0]
         row = []
         for seed in range(args.seeds):
             latent = nodes.common_ksampler(model, seed, 30, 3.0, "euler", "simple", positive, negative,
-                                           {"samples": torch.zeros(1, 16, 1, 8, 8)})[0]
+                                           {"samples": torch.zeros(demo.empty_latent)})[0]
             row.append(AdaptiveDiffusionDemoDecode.execute(latent, 2).result[0][0])
         rows.append(torch.cat(row, 1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((torch.cat(rows, 0).numpy() * 255).round().astype("uint8")).save(args.out)
-    print(f"wrote {args.out}: rows {', '.join(demo_space.PROMPTS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((torch.cat(rows, 0).numpy() * 255).round().astype("uint8")).save(out)
+    print(f"wrote {out}: rows {', '.join(demo_space.PROMPTS)}")
 
 
 if __name__ == "__main__":

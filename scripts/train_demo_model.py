@@ -1,12 +1,16 @@
-"""Trains the bundled demo model: ComfyUI's own Wan 2.1 architecture at a tiny size, with Wan's
-flow-matching objective, on the procedural pictures of adaptive_core/demo_space.py.
+"""Trains a bundled demo model (nodes/demo_models.py) on the procedural pictures of demo/space.py.
 
-    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py [--steps 8000 --threads 2]
+    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py --model demo_wan21      # 8000 steps, ~16 min
+    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py --model demo_sd15_eps --steps 6000 --batch 32
 
-Writes assets/demo_wan21.safetensors (fp16 weights that ComfyUI's UNETLoader detects as Wan 2.1),
-assets/demo_prompts.safetensors (one fixed context embedding per prompt, plus the empty prompt),
-and docs/demo_model/ (loss curve as CSV and PNG). Deterministic for a given seed
-and thread count (the default 8000 steps take about 16 minutes on 2 cores; --minutes caps it).
+- demo_wan21: ComfyUI's Wan 2.1 architecture at a tiny size with Wan's flow-matching objective
+  (velocity = noise - x0, shift 8); fp16 weights that UNETLoader detects as Wan 2.1.
+- demo_sd15_eps: ComfyUI's SD1.x UNet (SD15_UNET) with the EPS objective on ComfyUI's discrete SD
+  schedule (timesteps drawn uniformly, the network called through ComfyUI's own apply_model).
+
+Writes the weights and the prompt table (one fixed context embedding per prompt, plus the empty
+prompt) into assets/, and the loss curve (CSV and PNG) into docs/demo_model/<model>/.
+Deterministic for a given seed and thread count; --minutes caps the time.
 """
 import argparse
 import csv
@@ -29,40 +33,78 @@ import comfy.ldm.wan.model  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.ops  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import DEMO_MODELS, NULL_PROMPT, SD15_UNET, build_sd15  # noqa: E402
 
-ARCHITECTURE = dict(dim=128, ffn_dim=512, num_heads=1, num_layers=6)  # num_heads = dim / 128, as detected
+WAN_ARCHITECTURE = dict(dim=128, ffn_dim=512, num_heads=1, num_layers=6)  # num_heads = dim / 128, as detected
 SHIFT = 8.0  # Wan's flow shift: ComfyUI samples these sigmas, so train on the same distribution
-TOKENS, TEXT_DIM = 4, 4096
-NULL_PROMPT = "(empty)"
 
 
-def build_model(seed):
-    model = comfy.ldm.wan.model.WanModel(**ARCHITECTURE, operations=comfy.ops.disable_weight_init, device="cpu")
+def initialise(module, seed, zero=(), modulation_scale=None):
+    """Scaled normal weights, zero biases, unit norms; ``zero`` names the layers that start at 0."""
+    norms = {f"{name}.weight" for name, m in module.named_modules()
+             if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm))}
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.startswith("head.head"):  # start from predicting zero velocity
+        for name, p in module.named_parameters():
+            if name.startswith(zero):
                 p.zero_()
             elif p.ndim > 1:
                 p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
-            elif name.endswith("weight") and "norm" in name:
+            elif name in norms or (name.endswith("weight") and "norm" in name):
                 p.fill_(1.0)
             else:
                 p.zero_()
-            if name.endswith("modulation"):  # Wan's own initialisation of its modulation tables
-                p.copy_(torch.randn(p.shape, generator=g) / ARCHITECTURE["dim"] ** 0.5)
-    return model
+            if modulation_scale and name.endswith("modulation"):  # Wan's own init of its modulation tables
+                p.copy_(torch.randn(p.shape, generator=g) * modulation_scale)
 
 
-def prompt_embeddings(seed):
+class WanDemo:
+    def __init__(self, seed):
+        self.network = comfy.ldm.wan.model.WanModel(**WAN_ARCHITECTURE, operations=comfy.ops.disable_weight_init,
+                                                    device="cpu")
+        initialise(self.network, seed, zero=("head.head",), modulation_scale=WAN_ARCHITECTURE["dim"] ** -0.5)
+        self.architecture = WAN_ARCHITECTURE
+
+    def loss(self, x0, context, noise, data):
+        u = torch.rand(x0.shape[0], generator=data)
+        sigma = SHIFT * u / (1 + (SHIFT - 1) * u)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        velocity = self.network((1 - s) * x0 + s * noise, sigma * 1000, context)
+        return (velocity - (noise - x0)).pow(2).mean()
+
+    objective = "flow matching (velocity = noise - x0), Wan shift 8"
+
+
+class UNetDemo:
+    """Trained through BaseModel.apply_model, so the input scaling and timestep mapping are ComfyUI's."""
+
+    def __init__(self, seed, prediction):
+        self.model = build_sd15(prediction)
+        self.network = self.model.diffusion_model
+        self.network.requires_grad_(True)
+        self.network.train()
+        # each residual branch and the output start at zero, as in the UNet's own initialisation
+        initialise(self.network, seed, zero=("out.2.",) + tuple(n + "." for n, m in self.network.named_modules()
+                                                                if n.endswith(("out_layers.3", "proj_out"))))
+        self.prediction, self.architecture = prediction, SD15_UNET
+        self.objective = f"{prediction} prediction, SD discrete schedule, uniform timesteps, loss weighted by σ² + 1"
+
+    def loss(self, x0, context, noise, data):
+        sigmas = self.model.model_sampling.sigmas
+        sigma = sigmas[torch.randint(len(sigmas), (x0.shape[0],), generator=data)]
+        s = sigma.view(-1, 1, 1, 1)
+        denoised = self.model.apply_model(x0 + s * noise, sigma, c_crossattn=context)
+        # |D - x0|² weighted by (σ² + 1)/σ²: the V loss, and for EPS the ε loss |ε̂ - ε|² weighted by
+        # σ² + 1 (EDM's weighting). The plain ε loss leaves a tiny UNet's ε̂ too coarse at high σ, where
+        # D = x - σ·ε̂ multiplies its error by σ ≈ 14: every sample ends in high-frequency noise.
+        return ((denoised - x0) * ((s ** 2 + 1).sqrt() / s)).pow(2).mean()
+
+
+def prompt_embeddings(demo, seed):
     g = torch.Generator().manual_seed(seed + 1)
-    table = {name: torch.randn(1, TOKENS, TEXT_DIM, generator=g) for name in demo_space.PROMPTS}
-    table[NULL_PROMPT] = torch.zeros(1, TOKENS, TEXT_DIM)
+    table = {name: torch.randn(1, demo.prompt_tokens, demo.prompt_width, generator=g) for name in demo_space.PROMPTS}
+    table[NULL_PROMPT] = torch.zeros(1, demo.prompt_tokens, demo.prompt_width)
     return table
-
-
-def shifted_sigma(u):
-    return SHIFT * u / (1 + (SHIFT - 1) * u)
 
 
 def plot_loss(rows, path):
@@ -83,47 +125,43 @@ def plot_loss(rows, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", choices=list(DEMO_MODELS), default="demo_wan21")
     parser.add_argument("--steps", type=int, default=8000)
-    parser.add_argument("--minutes", type=float, default=20, help="safety cap; the default steps take about 16")
+    parser.add_argument("--minutes", type=float, default=40, help="safety cap")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--null-fraction", type=float, default=0.1, help="share trained on the empty prompt (CFG)")
-    parser.add_argument("--out", type=pathlib.Path, default=REPO / "assets")
-    parser.add_argument("--docs", type=pathlib.Path, default=REPO / "docs" / "demo_model")
+    parser.add_argument("--docs", type=pathlib.Path, help="default docs/demo_model/<model>")
     args = parser.parse_args()
+    demo = DEMO_MODELS[args.model]
+    docs = args.docs or REPO / "docs" / "demo_model" / demo.name
     # ComfyUI's own trainer sets this too: from 0.33 on its fused kernels (comfy-kitchen's rope) have
     # no backward, and this switch selects the differentiable path.
     comfy.model_management.in_training = True
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = build_model(args.seed)
-    table = prompt_embeddings(args.seed)
+    trainee = WanDemo(args.seed) if demo.family == "wan21" else UNetDemo(args.seed, demo.prediction)
+    table = prompt_embeddings(demo, args.seed)
     contexts = torch.cat([table[name] for name in demo_space.PROMPTS + [NULL_PROMPT]])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(trainee.network.parameters(), lr=args.lr, weight_decay=0.01)
     data = torch.Generator().manual_seed(args.seed + 2)
     rows, ema, start = [], None, time.time()
-    budget = args.minutes * 60
     step = 0
-    while step < args.steps and time.time() - start < budget:
+    while step < args.steps and time.time() - start < args.minutes * 60:
         progress = step / args.steps  # by steps only: the result must not depend on the machine's speed
         lr = args.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
         for group in optimizer.param_groups:
             group["lr"] = lr
         prompts = torch.randint(len(demo_space.PROMPTS), (args.batch,), generator=data)
-        x0 = demo_space.picture_to_latent(demo_space.draw(prompts, data))
+        x0 = demo_space.picture_to_latent(demo_space.draw(prompts, data), demo.latent_channels, demo.video)
         use_null = torch.rand(args.batch, generator=data) < args.null_fraction
         context = contexts[torch.where(use_null, len(demo_space.PROMPTS), prompts)]
-        noise = torch.randn(x0.shape, generator=data)
-        sigma = shifted_sigma(torch.rand(args.batch, generator=data))
-        s = sigma.view(-1, 1, 1, 1, 1)
-        x = (1 - s) * x0 + s * noise
-        velocity = model(x, sigma * 1000, context)
-        loss = (velocity - (noise - x0)).pow(2).mean()
+        loss = trainee.loss(x0, context, torch.randn(x0.shape, generator=data), data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainee.network.parameters(), 1.0)
         optimizer.step()
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
@@ -134,20 +172,19 @@ def main():
                   f"{time.time() - start:.0f}s", end="", flush=True)
     print()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    args.docs.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    metadata = {"architecture": json.dumps(ARCHITECTURE), "steps": str(step), "seed": str(args.seed),
-                "objective": "flow matching (velocity = noise - x0), Wan shift 8",
-                "data": "adaptive_core/demo_space.py", "prompts": json.dumps(demo_space.PROMPTS)}
-    safetensors.torch.save_file(weights, str(args.out / "demo_wan21.safetensors"), metadata=metadata)
-    safetensors.torch.save_file({k: v.contiguous() for k, v in table.items()}, str(args.out / "demo_prompts.safetensors"))
-    with open(args.docs / "training_loss.csv", "w", newline="") as f:
+    for path in (demo.file.parent, demo.prompts_file.parent, docs):
+        path.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().to(torch.float16).contiguous() for k, v in trainee.network.state_dict().items()}
+    metadata = {"architecture": json.dumps(trainee.architecture), "steps": str(step), "seed": str(args.seed),
+                "objective": trainee.objective, "data": "demo/space.py", "prompts": json.dumps(demo_space.PROMPTS)}
+    safetensors.torch.save_file(weights, str(demo.file), metadata=metadata)
+    safetensors.torch.save_file({k: v.contiguous() for k, v in table.items()}, str(demo.prompts_file))
+    with open(docs / "training_loss.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "loss_ema", "seconds"])
         writer.writerows(rows)
-    plot_loss(rows, args.docs / "training_loss.png")
-    print(f"{step} steps in {time.time() - start:.0f}s, final loss {ema:.4f}; wrote {args.out}")
+    plot_loss(rows, docs / "training_loss.png")
+    print(f"{step} steps in {time.time() - start:.0f}s, final loss {ema:.4f}; wrote {demo.file}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import comfy.sd  # noqa: E402
 from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.adaptive_core.uncertainty import adadiff_loss  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import transformer_blocks  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import fingerprint, save_sidecar  # noqa: E402
 
@@ -44,11 +45,11 @@ NULL_PROMPT = "(empty)"
 
 def demo_batches(batch, generator):
     """Endless (x0, context) batches of the demo data set, 10 % on the empty prompt (for CFG)."""
-    table = safetensors.torch.load_file(str(REPO / "assets" / "demo_prompts.safetensors"))
+    table = safetensors.torch.load_file(str(WAN_DEMO.prompts_file))
     contexts = torch.cat([table[name] for name in demo_space.PROMPTS + [NULL_PROMPT]])
     while True:
         prompts = torch.randint(len(demo_space.PROMPTS), (batch,), generator=generator)
-        x0 = demo_space.picture_to_latent(demo_space.draw(prompts, generator))
+        x0 = demo_space.picture_to_latent(demo_space.draw(prompts, generator), WAN_DEMO.latent_channels, WAN_DEMO.video)
         null = torch.rand(batch, generator=generator) < 0.1
         yield x0, contexts[torch.where(null, len(demo_space.PROMPTS), prompts)]
 
@@ -181,7 +182,7 @@ def train(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=pathlib.Path, default=REPO / "assets" / "demo_wan21.safetensors")
+    parser.add_argument("--model", type=pathlib.Path, default=WAN_DEMO.file)
     parser.add_argument("--mode", choices=["heads", "full"], default="heads")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch", type=int, default=32)

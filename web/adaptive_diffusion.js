@@ -14,11 +14,10 @@ const NODE_TYPES = new Set([
 // Okabe-Ito, as in the skip map picture; reused cells are hatched as a second cue
 const COLOURS = { computed: "#0072B2", reused: "#E69F00", warmup: "#787878", pending: "#d9d9d9" };
 
-
 function describe(step, threshold) {
-  const estimator = step.estimator == null ? "n/a" : Number(step.estimator).toPrecision(3);
+  const judged = step.estimator == null ? "n/a" : Number(step.estimator).toPrecision(3);
   return `step ${step.step}: ${step.computed ? "computed" : "reused"} (${step.reason}), ` +
-    `sigma ${Number(step.sigma).toPrecision(4)}, estimator ${estimator} vs threshold ${threshold}`;
+    `sigma ${Number(step.sigma).toPrecision(4)}, judged ${judged} vs threshold ${threshold}`;
 }
 
 class Strip {

@@ -1,0 +1,122 @@
+"""The tables and plots of bench/quality.py's and bench/oracle.py's results, for every family run.
+
+    .runtime/0.33.0/venv/bin/python bench/tables.py
+
+Writes docs/bench/tables.md (PSNR at equal network calls per family, sampler and step count; the
+issue's targets; the gap to the greedy oracle) and docs/bench/<family>/pareto_<sampler>_<steps>.png.
+"""
+import csv
+import json
+import math
+import pathlib
+import statistics
+import sys
+from collections import defaultdict
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import plot  # noqa: E402
+
+OUT = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bench"
+SPEEDUPS = [1.5, 2.0, 2.5, 3.0]
+DEFAULT, PAPER = "ours (default: error, auto)", "paper (third_order, hold)"
+PEERS = ("SADA", "ZEUS")
+PLOTTED = (DEFAULT, PAPER, "ours (error, hold)", "ours (third_order, linear: 0.1.0 default)",
+           "SADA (AccelDiff code)", "ZEUS (AccelDiff code)", "SADA (step-level, from the paper)",
+           "ZEUS (step-level, from the paper)", "LazyCache", "fewer steps")
+
+
+def at_equal_calls(points, speedup):
+    """PSNR of a method at this call ratio, linearly interpolated between its two nearest settings."""
+    points = sorted(points)
+    for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        if x0 <= speedup <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (speedup - x0) / (x1 - x0)
+    return math.nan
+
+
+def cell(value):
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def curves(summary, family, sampler, steps):
+    out = defaultdict(list)
+    for s in summary:
+        if (s["family"], s["sampler"], s["steps"]) == (family, sampler, steps):
+            out[s["method"]].append((s["full_calls"] / s["calls"], s["psnr"]))
+    return out
+
+
+def targets(curve):
+    """Per speedup: the default minus the best SADA/ZEUS variant, and minus the paper's rule."""
+    rows = []
+    for x in SPEEDUPS:
+        ours = at_equal_calls(curve[DEFAULT], x)
+        peers = [at_equal_calls(p, x) for m, p in curve.items() if m.startswith(PEERS)]
+        best_peer = max((p for p in peers if not math.isnan(p)), default=math.nan)
+        rows.append((x, ours, best_peer, ours - best_peer, ours - at_equal_calls(curve[PAPER], x)))
+    return rows
+
+
+def oracle_gaps(family, rows):
+    """Mean PSNR of the oracle (per reuse) minus the rule that uses that reuse, at equal calls, over
+    the oracle's prompts (seed 0, euler 50)."""
+    path = OUT / family / "oracle.json"
+    if not path.exists():
+        return []
+    oracle = json.loads(path.read_text())
+    mine = defaultdict(list)
+    for r in rows:
+        if (r["sampler"], int(r["steps"]), int(r["seed"])) == (oracle["sampler"], oracle["steps"], oracle["seed"]):
+            mine[(r["method"], r["prompt"])].append((float(r["full_calls"]) / float(r["calls"]), min(float(r["psnr"]), 100)))
+    out = []
+    for x in SPEEDUPS:
+        gaps = {}
+        for reuse, method in (("hold", PAPER), ("auto", DEFAULT)):
+            diffs = [at_equal_calls([(oracle["steps"] / p["calls"], p["psnr"]) for p in paths[reuse]], x)
+                     - at_equal_calls(mine[(method, prompt)], x) for prompt, paths in oracle["paths"].items()]
+            diffs = [d for d in diffs if not math.isnan(d)]
+            gaps[reuse] = statistics.mean(diffs) if diffs else math.nan
+        out.append((x, gaps["hold"], gaps["auto"]))
+    return out
+
+
+def main():
+    parts = ["# Benchmark tables", "",
+             "PSNR (dB) against the full run of the same prompt and seed, at equal network calls (x = fewer calls "
+             "than the full run), linearly interpolated along each method's sweep; '-' where a sweep does not "
+             "reach that ratio. Made by bench/quality.py, bench/oracle.py and bench/tables.py.", ""]
+    for family_dir in sorted(p for p in OUT.iterdir() if (p / "summary.json").exists()):
+        family = family_dir.name
+        summary = json.loads((family_dir / "summary.json").read_text())
+        with open(family_dir / "runs.csv") as f:
+            rows = list(csv.DictReader(f))
+        pairs = max(s["pairs"] for s in summary)
+        parts += [f"## {family} ({pairs} prompt x seed pairs)", ""]
+        for sampler, steps in sorted({(s["sampler"], s["steps"]) for s in summary}, key=lambda k: (-k[1], k[0])):
+            curve = curves(summary, family, sampler, steps)
+            parts += [f"### {sampler}, {steps} steps", "", "| method | " + " | ".join(f"{x}x" for x in SPEEDUPS)
+                      + " | fastest setting |", "|---|" + "---|" * (len(SPEEDUPS) + 1)]
+            for method, points in sorted(curve.items(), key=lambda kv: (kv[0] != DEFAULT, kv[0])):
+                fastest = max(points)
+                parts.append(f"| {method} | " + " | ".join(cell(at_equal_calls(points, x)) for x in SPEEDUPS)
+                             + f" | {fastest[0]:.2f}x @ {fastest[1]:.2f} dB |")
+            parts += ["", "| target | " + " | ".join(f"{x}x" for x in SPEEDUPS) + " |", "|---|" + "---|" * len(SPEEDUPS)]
+            t = targets(curve)
+            parts.append("| default minus best SADA/ZEUS (dB) | " + " | ".join(cell(r[3]) for r in t) + " |")
+            parts.append("| default minus the paper's rule (dB) | " + " | ".join(cell(r[4]) for r in t) + " |")
+            parts.append("")
+            plot.chart([(m, curve[m]) for m in PLOTTED if m in curve],
+                       f"{family}: {sampler}, {steps} steps ({pairs} pairs)", "fewer network calls (x)",
+                       "PSNR vs full run (dB)", family_dir / f"pareto_{sampler}_{steps}.png")
+        gaps = oracle_gaps(family, rows)
+        if gaps:
+            parts += ["### Gap to the greedy oracle (euler, 50 steps, seed 0)", "",
+                      "| | " + " | ".join(f"{x}x" for x in SPEEDUPS) + " |", "|---|" + "---|" * len(SPEEDUPS),
+                      "| oracle(hold) minus the paper's rule | " + " | ".join(cell(g[1]) for g in gaps) + " |",
+                      "| oracle(auto) minus the default | " + " | ".join(cell(g[2]) for g in gaps) + " |", ""]
+    (OUT / "tables.md").write_text("\n".join(parts) + "\n")
+    print("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main()
