@@ -1,6 +1,7 @@
 """Early exit inside one network call (AdaDiff): per-run state, the decision and the report."""
 import dataclasses
 import json
+import math
 
 import torch
 
@@ -70,38 +71,54 @@ class ExitReport:
         return json.dumps(self.as_dict(), indent=1, ensure_ascii=False)
 
 
+DECIDE = {"per_block": "read each block's certainty back to decide after it (the paper)",
+          "per_call": "choose each forward pass's exit block from the previous pass's certainties, "
+                      "read back once per pass"}
+
+
 class ExitRun:
     """State of one sampling run with early exit; one forward pass at a time.
 
     The adapter calls ``begin(σ)`` before each forward pass, ``after_block(i, hidden)`` after each
     evaluated block (True = the remaining blocks are skipped), and ``end()`` after the pass. The
     decision is one per pass for the whole batch (cond and uncond included), as in the reference.
-    It reads one scalar back per evaluated block: the skip itself needs the answer on the host.
+    ``needed[i]`` is the mean raw certainty that lets a pass exit after block i (inf: never there);
+    ``decide`` picks when certainties are read back (DECIDE).
     """
 
-    def __init__(self, heads: UncertaintyHeads, threshold: float, schedule):
-        self.heads, self.threshold = heads, threshold
+    def __init__(self, heads: UncertaintyHeads, needed, schedule, threshold: float, decide: str = "per_block"):
+        self.heads, self.needed, self.decide = heads, list(needed), decide
         self.tracker = StepTracker(schedule, lookahead=False)
         self.report = ExitReport(threshold, heads.blocks, len(self.tracker.schedule) - 1)
-        self.sigma = None
-        self.blocks = 0
-        self.exited = False
+        self.judged = [i for i, n in enumerate(self.needed[:-1]) if math.isfinite(n)]
+        self.previous = {}  # per_call: the last pass's certainty per block
+        self.sigma, self.blocks, self.exited, self.exit_at, self.pending = None, 0, False, None, []
 
     @property
     def enabled(self):
-        return self.threshold <= 1.0
+        return bool(self.judged)
 
     def begin(self, sigma: torch.Tensor):
-        self.sigma, self.blocks, self.exited = sigma, 0, False
+        self.sigma, self.blocks, self.exited, self.pending = sigma, 0, False, []
+        self.exit_at = next((i for i in self.judged if self.previous.get(i, -math.inf) >= self.needed[i]), None)
 
     def after_block(self, block: int, hidden: torch.Tensor) -> bool:
         self.blocks += 1
-        if self.enabled and block < self.heads.blocks - 1:
-            certainty = self.heads.certainty(block, hidden, self.sigma)
-            self.exited = bool(torch.isfinite(certainty) and certainty >= self.threshold)
+        if block not in self.judged:
+            return self.exited
+        certainty = self.heads.certainty(block, hidden, self.sigma)
+        if self.decide == "per_call":
+            self.pending.append((block, certainty))
+            self.exited = block == self.exit_at
+        else:
+            self.exited = bool(torch.isfinite(certainty) and certainty >= self.needed[block])
         return self.exited
 
     def end(self):
+        if self.pending:
+            blocks, values = zip(*self.pending)
+            read = torch.stack(values).float().nan_to_num(-math.inf).tolist()
+            self.previous = dict(zip(blocks, read))
         sigma = float(self.sigma.flatten()[0])
         step, starts = self.tracker.locate(sigma)
         if starts or not self.report.steps:
@@ -113,7 +130,7 @@ class ExitRun:
     def finish(self, status: RunStatus = RunStatus.COMPLETE) -> ExitReport:
         self.report.status = status
         if not self.enabled:
-            self.report.notes.append("no exits: the certainty threshold is above 1")
+            self.report.notes.append("no exits: no block's certainty can reach the threshold")
         elif self.report.calls and self.report.block_fraction == 1.0:
-            self.report.notes.append(f"no exits: the certainty never reached {self.threshold:g}")
+            self.report.notes.append(f"no exits: the certainty never reached the threshold {self.report.threshold:g}")
         return self.report

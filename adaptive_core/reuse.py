@@ -27,6 +27,9 @@ import torch
 MAX_CORRECTION = 0.5
 # Weight of the newest measurement in each predictor's running error.
 NEWEST = 0.5
+# Several predictors: the first serves until another has been measured clearly closer (by this
+# factor), so that measurement noise does not switch between predictors that do about as well.
+SWITCH_MARGIN = 0.8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +49,7 @@ PREDICTORS = {p.name: p for p in (
     Predictor("wide linear x0", "x0", (2, 0)))}
 # The reuse widget: one fixed predictor, or ``auto``, every predictor with self-calibration.
 REUSE_STRATEGIES = {"hold": ("hold",), "linear": ("linear",), "lagrange": ("lagrange",),
-                    "auto": tuple(PREDICTORS)}
+                    "auto": ("linear",) + tuple(name for name in PREDICTORS if name != "linear")}
 
 
 class CalibratedReuse:
@@ -86,7 +89,7 @@ class CalibratedReuse:
         finite = torch.stack([torch.isfinite(v).all() for values in self.history.values() for v in values]).all()
         self.probes = {"finite": finite}
         if self.errors is not None:
-            self.probes["error"], self.probes["choice"] = self.errors.min(0)
+            self.probes["choice"], self.probes["error"] = self._choose(self.errors)
 
     def peek(self) -> dict:
         """What the host needs before a step, as 0-dim device tensors (read together with the
@@ -123,6 +126,16 @@ class CalibratedReuse:
 
     def clear(self):
         self.times, self.history, self.errors = [], {"eps": [], "x0": []}, None
+
+    def _choose(self, errors):
+        """(the predictor to serve, the error the policy should expect of it), on the device. The
+        first predictor serves while unmeasured, judged by the smallest error measured so far."""
+        handicap = torch.full_like(errors, 1 / SWITCH_MARGIN)
+        handicap[0] = 1.0
+        choice = torch.where(torch.isinf(errors[0]), torch.zeros((), dtype=torch.long, device=errors.device),
+                             (errors * handicap).argmin())
+        error = torch.where(torch.isinf(errors[choice]), errors.min(), errors[choice])
+        return choice, error
 
     def _forget_newest(self):
         self.times.pop()

@@ -14,7 +14,7 @@ class AdaptiveRun:
 
     Each network call goes through ``__call__``: read what the host needs (one small read-back per
     call), locate the call's step, let the policy decide on a step's first call (the step's other
-    calls follow), then rebuild the output from the reuse or call the network and store its answer.
+    calls follow), then rebuild the output from the reuse, or call the network and store its answer.
     """
 
     def __init__(self, config: PolicyConfig, schedule, sampler: str = "unknown", lookahead: bool = False,
@@ -38,17 +38,9 @@ class AdaptiveRun:
         if starts:
             values["next_sigma"] = self.tracker.next_sigma(step)
             self._decide(step, values)
-        record = self.report.records[-1]
-        reuse = not self.decision.compute and self._can_reuse(x, values)
-        if starts and self.on_step:
-            self.on_step(record)
-        record.calls += 1
         at = self.tracker.position(values["sigma"])
-        if reuse:
-            self.report.calls_skipped += 1
-            record.reuse = self.reuse.serving(values)
+        if self._reusing(x, values, starts):
             return self.reuse.rebuild(x, sigma, at, values)
-        self.report.calls_made += 1
         denoised = predict()
         if values["sigma"] > 0 and self.skipping:
             self.reuse.store(x, sigma, denoised, at)
@@ -71,15 +63,27 @@ class AdaptiveRun:
         self.report.records.append(StepRecord(step, values["sigma"], self.decision.compute, self.decision.reason,
                                               self.decision.value))
 
-    def _can_reuse(self, x, values):
-        """Whether a skip can really be served; where it cannot (numeric trouble, nothing stored),
-        the call goes to the network instead, and the step is recorded as computed."""
+    def _reusing(self, x, values, starts):
+        """Whether this call is served by the reuse, with the step's record and the counts kept. A
+        skip that cannot be served (numeric trouble, nothing stored) calls the network instead,
+        and the step is recorded as computed."""
+        record = self.report.records[-1]
+        reuse = not self.decision.compute and self._can_reuse(x, values, record)
+        if reuse:
+            record.reuse = self.reuse.serving(values)
+        if starts and self.on_step:
+            self.on_step(record)
+        record.calls += 1
+        self.report.calls_skipped += reuse
+        self.report.calls_made += not reuse
+        return reuse
+
+    def _can_reuse(self, x, values, record):
         finite = values.get("finite", 1.0) == 1.0
         if values["sigma"] > 0 and finite and self.reuse.can_rebuild(x):
             return True
         self.decision = Decision(True, Reason.NO_CACHE if finite else Reason.NON_FINITE, self.decision.value)
         self.policy.overrule(self.decision)
-        record = self.report.records[-1]
         record.computed, record.reason = True, self.decision.reason
         return False
 

@@ -81,3 +81,43 @@ def adadiff_loss(exit_outputs, certainties, target, train_backbone: bool):
         parts["simple"] = errors[-1].mean()
         parts["ual"] = (weights * errors).sum(0).mean()
     return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
+
+
+def relative_exit_errors(exit_outputs):
+    """Per block and sample, ||g_i(h_i) - g_full|| / ||g_full||: how far each exit is from the full model."""
+    full = exit_outputs[-1].float().flatten(1)
+    return torch.stack([(g.float().flatten(1) - full).norm(dim=1) / full.norm(dim=1) for g in exit_outputs])
+
+
+def fit_calibration(certainties, errors, bins=8):
+    """Per block, knots (certainty, expected relative exit error) from held-out samples: the mean of
+    each certainty quantile, made non-increasing in certainty the cautious way (a bin never promises
+    less error than any more certain bin shows). certainties, errors: (blocks, samples)."""
+    knots = []
+    for c, e in zip(certainties, errors):
+        order = c.argsort()
+        groups = [(float(c[i].mean()), float(e[i].mean())) for i in order.tensor_split(bins)]
+        expected, table = 0.0, []
+        for certainty, error in reversed(groups):
+            expected = max(expected, error)
+            table.append((certainty, expected))
+        knots.append(table[::-1])
+    return knots
+
+
+def certainty_needed(knots, target_error):
+    """Per block, the smallest raw certainty whose expected exit error is within target_error (the
+    knots interpolated linearly), or inf where no certainty seen on held-out data promises it."""
+    needed = []
+    for table in knots:
+        value = math.inf
+        for i, (certainty, error) in enumerate(table):
+            if error <= target_error:
+                if i == 0:
+                    value = certainty
+                else:
+                    (c0, e0) = table[i - 1]  # e0 > target_error >= error
+                    value = c0 + (certainty - c0) * (e0 - target_error) / (e0 - error)
+                break
+        needed.append(value)
+    return needed

@@ -4,13 +4,15 @@ from comfy_api.latest import ComfyExtension
 from .demo import (AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoUNetLoader,
                    register_demo_model)
 from .early_exit import AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap
+from .exit_training import AdaptiveDiffusionTrainHeads
 from .ksampler import AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced
 from .model_patch import AdaptiveDiffusionPatch, AdaptiveDiffusionSkipReport
 from .sidecar import register_sidecar_folder
 
 NODES = [AdaptiveDiffusionKSampler, AdaptiveDiffusionKSamplerAdvanced, AdaptiveDiffusionPatch,
          AdaptiveDiffusionSkipReport, AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,
-         AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoUNetLoader]
+         AdaptiveDiffusionDemoPrompt, AdaptiveDiffusionDemoDecode, AdaptiveDiffusionDemoUNetLoader,
+         AdaptiveDiffusionTrainHeads]
 
 
 class AdaptiveDiffusionExtension(ComfyExtension):

@@ -2,13 +2,13 @@
 
 After each transformer block the patch asks the run whether to exit; once it has, every later
 block returns its input unchanged without running, and the model's own final head turns the
-hidden state into the output. OUTER_SAMPLE (run_scope.py) owns the run's state; APPLY_MODEL
-brackets each forward pass (every model family goes through it). Step skipping (patch.py) sits
-above, at PREDICT_NOISE, so a skipped step never reaches these patches: the two compose without
-knowing of each other.
+hidden state into the output (exits.py knows each family's blocks). OUTER_SAMPLE (run_scope.py)
+owns the run's state; APPLY_MODEL brackets each forward pass (every model family goes through
+it). Step skipping (patch.py) sits above, at PREDICT_NOISE, so a skipped step never reaches these
+patches: the two compose without knowing of each other.
 """
-import comfy.ldm.modules.diffusionmodules.mmdit
-import comfy.ldm.wan.model
+import json
+
 import comfy.patcher_extension
 import folder_paths
 import numpy as np
@@ -16,64 +16,65 @@ import torch
 from comfy_api.latest import io
 
 from ..adaptive_core import ExitReport, ExitRun
+from ..adaptive_core.early_exit import DECIDE
+from ..adaptive_core.uncertainty import certainty_needed
 from ..maps import render_layer_map
+from .exits import SUPPORTED, hidden_of, layout_of, passthrough
 from .run_scope import SharedHolder, attach, holder_on
-from .sidecar import FOLDER, check_matches, load_sidecar
+from .sidecar import FOLDER, RECOMMENDED, check_matches, load_sidecar
 from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared
 
 KEY = "adaptive_diffusion_early_exit"
 RUN_KEY = "adaptive_diffusion_early_exit_run"
-# diffusion model class (and subclasses: Wan 2.1/2.2, VACE, SD3's wrapper) -> attribute holding its
-# transformer blocks; each honours transformer_options["patches_replace"]["dit"][("double_block", i)]
-BLOCK_LISTS = [(comfy.ldm.wan.model.WanModel, "blocks"), (comfy.ldm.modules.diffusionmodules.mmdit.MMDiT, "joint_blocks")]
+RECOMMENDED_BY_SIDECAR = -1.0
 
 
-def transformer_blocks(diffusion_model):
-    if hasattr(diffusion_model, "init_kv_caches"):
-        # CausalWanModel passes isinstance(WanModel), but its autoregressive mode (the ar_video
-        # sampler) runs its blocks directly, so the exit patches would silently never fire.
-        raise ValueError(f"early exit does not support the causal/autoregressive Wan model "
-                         f"({type(diffusion_model).__name__}): its AR mode ignores block patches")
-    for family, attribute in BLOCK_LISTS:
-        if isinstance(diffusion_model, family):
-            return getattr(diffusion_model, attribute)
-    raise ValueError(f"early exit supports Wan and SD3 (MMDiT) diffusion models, not {type(diffusion_model).__name__}")
+def thresholds(metadata, blocks, threshold):
+    """The widget's value (-1: the sidecar's recommendation) and the raw certainty each block needs.
+    A calibrated sidecar maps the value q to a target relative error 1 - q of the exit's output
+    against the full model's; an uncalibrated one compares q with the raw certainty directly."""
+    if threshold == RECOMMENDED_BY_SIDECAR:
+        threshold = float(metadata.get("recommended_threshold", RECOMMENDED))
+    if "calibration" not in metadata:
+        return threshold, [threshold if threshold <= 1 else float("inf")] * blocks
+    return threshold, certainty_needed(json.loads(metadata["calibration"]), 1 - threshold)
 
 
 class EarlyExitHolder(SharedHolder):
-    def __init__(self, heads, threshold):
-        self.heads, self.threshold = heads, threshold
+    def __init__(self, heads, needed, threshold, decide):
+        self.heads, self.needed, self.threshold, self.decide = heads, needed, threshold, decide
 
     def start_run(self, guider, sigmas, sampler, options) -> ExitRun:
         self.heads.to(guider.model_patcher.load_device)
-        return ExitRun(self.heads, self.threshold, sigmas.tolist())
+        return ExitRun(self.heads, self.needed, sigmas.tolist(), self.threshold, self.decide)
 
 
 class BlockExit:
-    def __init__(self, block):
-        self.block = block
+    def __init__(self, index, stage):
+        self.index, self.stage = index, stage
 
     def __call__(self, args, extra):
-        run = args["transformer_options"].get(RUN_KEY)
+        run = args.get("transformer_options", {}).get(RUN_KEY)
         if run is not None and run.exited:
-            return {k: args[k] for k in ("img", "txt") if k in args}
+            return passthrough(self.stage, args)
         out = extra["original_block"](args)
         if run is not None:
-            run.after_block(self.block, out["img"])
+            run.after_block(self.index, hidden_of(out))
         return out
 
 
-def patch_early_exit(model, heads, threshold, backbone=None):
-    """A clone of ``model`` with early exit; ``backbone`` (a full fine-tune's weights) replaces its own."""
-    blocks = len(transformer_blocks(model.get_model_object("diffusion_model")))
-    if blocks != heads.blocks:
-        raise ValueError(f"the early-exit heads are for {heads.blocks} blocks, the model has {blocks}")
+def patch_early_exit(model, heads, needed, threshold, decide="per_block", backbone=None):
+    """A clone of ``model`` with early exit; ``needed``: each block's raw certainty threshold;
+    ``backbone`` (a full fine-tune's weights) replaces the model's own."""
+    layout = layout_of(model.get_model_object("diffusion_model"))
+    if layout.blocks != heads.blocks:
+        raise ValueError(f"the early-exit heads are for {heads.blocks} blocks, the model has {layout.blocks}")
     wrappers = {comfy.patcher_extension.WrappersMP.APPLY_MODEL: apply_model_wrapper}
-    model = attach(model, KEY, RUN_KEY, EarlyExitHolder(heads, threshold), wrappers)
+    model = attach(model, KEY, RUN_KEY, EarlyExitHolder(heads, needed, threshold, decide), wrappers)
     if backbone:
         model.add_patches({f"diffusion_model.{k}": ("set", (v,)) for k, v in backbone.items()}, 1.0)
-    for i in range(blocks):
-        model.set_model_patch_replace(BlockExit(i), "dit", "double_block", i)
+    for index, stage, (kind, i) in layout.keys():
+        model.set_model_patch_replace(BlockExit(index, stage), "dit", kind, i)
     return model
 
 
@@ -106,36 +107,40 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
             display_name="Apply AdaDiff Early Exit",
             category=CATEGORY,
             description="AdaDiff (ECCV 2024): after each transformer block small trained heads estimate how "
-                        "certain an exit would be; once the mean certainty reaches the threshold the remaining "
-                        "blocks are skipped and the model's own output head is applied. Combines with "
+                        "close an exit would be to the full model; once that is within the threshold the "
+                        "remaining blocks are skipped and the model's own output head is applied. Combines with "
                         "AdaptiveDiffusion step skipping on the same model.",
             inputs=[
-                io.Model.Input("model", tooltip="A Wan 2.1 or SD3 (MMDiT) model the sidecar was trained for."),
+                io.Model.Input("model", tooltip=f"A model the sidecar was trained for ({SUPPORTED}).",),
                 io.Combo.Input("sidecar", options=folder_paths.get_filename_list(FOLDER),
-                               tooltip="Heads trained by scripts/train_early_exit.py for this model, from "
-                                       "models/adaptive_diffusion. A full fine-tune's sidecar also carries the "
-                                       "tuned backbone weights, which replace the model's."),
-                io.Float.Input("threshold", default=0.9, min=0.0, max=2.0, step=0.005,
-                               tooltip="Exit after a block when the heads' mean certainty over the batch is at "
-                                       "least this. Lower exits earlier (faster, less exact); above 1 never exits. "
-                                       "Heads-only sidecars measure closeness to the model's own output (0.9-0.95 "
-                                       "is mild); full fine-tunes, as in the paper, closeness to the data, which "
-                                       "is lower everywhere (try 0.6-0.7)."),
+                               tooltip="Heads trained for this model (Train AdaDiff Heads, or the trainers in "
+                                       "scripts/), from models/adaptive_diffusion. A full fine-tune's sidecar "
+                                       "also carries the tuned backbone weights, which replace the model's."),
+                io.Float.Input("threshold", default=RECOMMENDED_BY_SIDECAR, min=-1.0, max=2.0, step=0.005,
+                               tooltip="How close to the full model an exit must be expected to stay: 0.97 exits "
+                                       "once the heads predict the output within 3 % (relative error) of the full "
+                                       "model's, as calibrated for this sidecar. Lower exits earlier (faster, less "
+                                       "exact); above 1 never exits. -1: the value the sidecar recommends."),
+                io.Combo.Input("decide", options=list(DECIDE), default="per_block", optional=True,
+                               tooltip="per_block: judge after every block, reading its certainty back (the paper; "
+                                       "one device sync per block). per_call: choose each forward pass's exit block "
+                                       "from the previous pass's certainties, with one read per pass."),
             ],
             outputs=[io.Model.Output(tooltip="The model with early exit.")],
         )
 
     @classmethod
-    def validate_inputs(cls, sidecar=None, threshold=None):
+    def validate_inputs(cls, sidecar=None, threshold=None, decide=None):
         if sidecar is not None and sidecar not in folder_paths.get_filename_list(FOLDER):
-            return f"sidecar {sidecar!r} is not in models/{FOLDER} (train one with scripts/train_early_exit.py)"
-        return check_declared(cls, threshold=threshold)
+            return f"sidecar {sidecar!r} is not in models/{FOLDER} (train one with Train AdaDiff Heads)"
+        return check_declared(cls, threshold=threshold, decide=decide)
 
     @classmethod
-    def execute(cls, model, sidecar, threshold) -> io.NodeOutput:
+    def execute(cls, model, sidecar, threshold, decide="per_block") -> io.NodeOutput:
         heads, backbone, metadata = load_sidecar(folder_paths.get_full_path_or_raise(FOLDER, sidecar))
         check_matches(metadata, model.get_model_object("diffusion_model"), sidecar)
-        return io.NodeOutput(patch_early_exit(model, heads, threshold, backbone))
+        threshold, needed = thresholds(metadata, heads.blocks, threshold)
+        return io.NodeOutput(patch_early_exit(model, heads, needed, threshold, decide, backbone))
 
 
 class AdaptiveDiffusionLayerMap(io.ComfyNode):

@@ -20,7 +20,7 @@ def step_sender(total_steps, threshold):
         server.send_sync(EVENT, {
             "prompt_id": context.prompt_id, "node": context.node_id, "step": record.step,
             "total": total_steps, "sigma": record.sigma, "computed": record.computed, "reason": record.reason,
-            "cell": record.cell,
+            "cell": record.cell, "reuse": record.reuse,
             "estimator": record.estimator if math.isfinite(record.estimator) else None, "threshold": threshold,
         }, server.client_id)
     return send

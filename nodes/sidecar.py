@@ -10,7 +10,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from ..adaptive_core.uncertainty import UncertaintyHeads
+from ..adaptive_core.uncertainty import UncertaintyHeads, fit_calibration, relative_exit_errors
 
 FOLDER = "adaptive_diffusion"
 FORMAT = "adaptive-diffusion-uem/1"
@@ -35,6 +35,19 @@ def fingerprint(diffusion_model):
     architecture = hashlib.sha256(json.dumps([(n, list(p.shape)) for n, p in named]).encode()).hexdigest()[:16]
     checksum = sum(float(p.detach().double().abs().sum()) for _, p in named[:2] + named[-2:])
     return {"architecture": architecture, "checksum": checksum}
+
+
+# what Apply AdaDiff Early Exit uses when its threshold is left at -1, unless the sidecar says otherwise
+RECOMMENDED = 0.97
+
+
+def calibrated(info, certainties, exit_outputs, recommended=RECOMMENDED):
+    """``info`` plus the calibration that makes a sidecar's threshold mean one thing everywhere:
+    per block, the expected relative error of exiting there for each level of raw certainty,
+    fitted on held-out samples (certainties: (blocks, samples); exit_outputs: per block)."""
+    knots = fit_calibration(certainties, relative_exit_errors(exit_outputs))
+    return {**info, "calibration": json.dumps(knots),
+            "recommended_threshold": info.get("recommended_threshold", recommended)}
 
 
 def save_sidecar(path, heads: UncertaintyHeads, model_fingerprint, info, backbone=None):

@@ -10,7 +10,7 @@ SEED_NODES = SAMPLER_NODES | {"RandomNoise"}
 SKIP_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch"}
 REPORT_NODES = {"AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionSkipReport"}
 SEED_INPUTS = ("seed", "noise_seed")
-SKIP_WIDGETS = ("threshold", "max_skip_steps", "reuse")
+SKIP_WIDGETS = ("threshold", "max_skip_steps", "reuse", "criterion")
 FIELDS = ["index", "prompt_id", "status", "seed", *SKIP_WIDGETS, "sampler", "network_calls",
           "full_run_network_calls", "expected_speedup", "computed_steps", "steps", "sampling_seconds",
           "from_cache", "files", "error"]
@@ -44,13 +44,15 @@ def apply_overrides(workflow, overrides):
                 if overrides.get(name) is not None:
                     inputs[name] = overrides[name]
     if not touched and any(overrides.get(name) is not None for name in SKIP_WIDGETS):
-        raise BatchError("the workflow has no AdaptiveDiffusion node to apply --threshold/--max-skip-steps/--reuse to")
+        raise BatchError("the workflow has no AdaptiveDiffusion node to apply --threshold/--max-skip-steps/--reuse/"
+                         "--criterion to")
     return prompt
 
 
 def combinations(args):
     axes = {"seed": args.seeds or [None], "threshold": args.threshold or [None],
             "max_skip_steps": args.max_skip_steps or [None], "reuse": args.reuse or [None],
+            "criterion": args.criterion or [None],
             "sampler": args.sampler or [None]}
     names = list(axes)
     return [dict(zip(names, values)) for values in itertools.product(*axes.values())] * args.repeat

@@ -22,8 +22,9 @@ def import_comfy():
     if str(COMFYUI) not in sys.path:
         sys.path.insert(0, str(COMFYUI))
     import comfy.cli_args
-    # Otherwise comfy.model_management probes for CUDA at import time.
-    comfy.cli_args.args.cpu = True
+    import torch
+    # Otherwise comfy.model_management probes for CUDA at import time, and fails without one.
+    comfy.cli_args.args.cpu = not torch.cuda.is_available()
     import comfy.model_management  # noqa: F401
     import comfy.sd  # noqa: F401
     import comfy.utils

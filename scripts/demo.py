@@ -28,7 +28,9 @@ from adaptive_diffusion.demo.space import PROMPTS  # noqa: E402
 def prompt_for(template, prompt, seed, threshold, steps, sampler, prefix):
     workflow = json.loads(json.dumps(template))
     workflow["2"]["inputs"]["prompt"] = prompt
-    workflow["5"]["inputs"].update(seed=seed, threshold=threshold, steps=steps, sampler_name=sampler)
+    workflow["5"]["inputs"].update(seed=seed, steps=steps, sampler_name=sampler)
+    if threshold is not None:  # otherwise the node's default, as the example workflow holds it
+        workflow["5"]["inputs"]["threshold"] = threshold
     workflow["6"]["inputs"]["filename_prefix"] = f"{prefix}_skip_map"
     workflow["8"]["inputs"]["filename_prefix"] = f"{prefix}_picture"
     return workflow
@@ -51,7 +53,7 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--sampler", default="euler")
-    parser.add_argument("--threshold", type=float, default=0.01)
+    parser.add_argument("--threshold", type=float, help="default: the node's default")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     template = json.loads(WORKFLOW.read_text())
@@ -106,7 +108,9 @@ def main():
                   f"{prompt}: {row['calls']}/{row['full_calls']} calls, {row['psnr_db']:.1f} dB", fill="black")
     sheet.save(args.out / "full_vs_adaptive.png")
 
-    summary = {"sampler": args.sampler, "steps": args.steps, "threshold": args.threshold, "seed": args.seed,
+    used = template["5"]["inputs"] if args.threshold is None else dict(template["5"]["inputs"], threshold=args.threshold)
+    summary = {"sampler": args.sampler, "steps": args.steps, "seed": args.seed,
+               **{k: used[k] for k in ("threshold", "max_skip_steps", "warmup_steps", "reuse", "criterion")},
                "per_prompt": rows,
                "median_call_ratio": statistics.median(r["call_ratio"] for r in rows),
                "median_wall_speedup": statistics.median(r["wall_speedup"] for r in rows),

@@ -1,6 +1,7 @@
 """Writes example_workflows/: each workflow in the frontend's UI format (what users drag onto the
 canvas) and, where scripts use it, an API-format copy. Widget values are placed from a real
-server's /object_info, so they match what this ComfyUI and this extension declare.
+server's /object_info, so they match what this ComfyUI and this extension declare; the
+AdaptiveDiffusion widgets keep their defaults.
 
     .runtime/0.33.0/venv/bin/python scripts/make_example_workflows.py
 """
@@ -34,7 +35,7 @@ def checkpoint_txt2img(g, ckpt, size, steps, cfg, sampler, scheduler):
     for node in (positive, negative):
         g.connect(loader, "CLIP", node, "clip")
     sampler_node = g.add("AdaptiveDiffusionKSampler", (720, 0), seed=42, steps=steps, cfg=cfg, sampler_name=sampler,
-                         scheduler=scheduler, denoise=1.0, threshold=0.01, max_skip_steps=4, warmup_steps=4, reuse="linear")
+                         scheduler=scheduler, denoise=1.0)
     for source, output, name in ((loader, "MODEL", "model"), (positive, 0, "positive"), (negative, 0, "negative"),
                                  (latent, 0, "latent_image")):
         g.connect(source, output, sampler_node, name)
@@ -76,7 +77,7 @@ def sd15_img2img(g):
     positive = g.add("CLIPTextEncode", (360, 0), text=PROMPT)
     negative = g.add("CLIPTextEncode", (360, 260), text=NEGATIVE)
     sampler = g.add("AdaptiveDiffusionKSampler", (720, 0), seed=42, steps=40, cfg=7.0, sampler_name="dpmpp_2m",
-                    scheduler="karras", denoise=0.6, threshold=0.01, max_skip_steps=4, warmup_steps=4, reuse="linear")
+                    scheduler="karras", denoise=0.6)
     for node in (positive, negative):
         g.connect(loader, "CLIP", node, "clip")
     for source, output, name in ((loader, "MODEL", "model"), (positive, 0, "positive"), (negative, 0, "negative"),
@@ -91,7 +92,7 @@ def sd15_hires_fix(g):
     upscale = g.add("LatentUpscaleBy", (1080, 0), upscale_method="nearest-exact", scale_by=1.5)
     g.connect(first, 0, upscale, "samples")
     second = g.add("AdaptiveDiffusionKSampler", (1440, 0), seed=42, steps=20, cfg=7.0, sampler_name="euler",
-                   scheduler="normal", denoise=0.5, threshold=0.01, max_skip_steps=4, warmup_steps=4, reuse="linear")
+                   scheduler="normal", denoise=0.5)
     for source, output, name in ((loader, "MODEL", "model"), (positive, 0, "positive"), (negative, 0, "negative"),
                                  (upscale, 0, "latent_image")):
         g.connect(source, output, second, name)
@@ -104,7 +105,7 @@ def flux_patch_custom_advanced(g):
     unet = g.add("UNETLoader", (0, 0), unet_name=FLUX, weight_dtype="default")
     clip = g.add("DualCLIPLoader", (0, 260), clip_name1=CLIP_L, clip_name2=T5, type="flux")
     vae = g.add("VAELoader", (0, 520), vae_name=FLUX_VAE)
-    patch = g.add("AdaptiveDiffusionPatch", (360, 0), threshold=0.01, max_skip_steps=4, warmup_steps=4, reuse="linear",
+    patch = g.add("AdaptiveDiffusionPatch", (360, 0),
                   reference_quirks=False)
     g.connect(unet, 0, patch, "model")
     text = g.add("CLIPTextEncode", (360, 260), text=PROMPT)
@@ -140,9 +141,8 @@ def wan21_t2v(g):
     for node in (positive, negative):
         g.connect(clip, 0, node, "clip")
     latent = g.add("EmptyHunyuanLatentVideo", (720, 520), width=832, height=480, length=33, batch_size=1)
-    # the paper's video setting: δ 0.008
     sampler = g.add("AdaptiveDiffusionKSampler", (720, 0), seed=42, steps=30, cfg=6.0, sampler_name="uni_pc",
-                    scheduler="simple", denoise=1.0, threshold=0.008, max_skip_steps=4, warmup_steps=4, reuse="linear")
+                    scheduler="simple", denoise=1.0)
     for source, name in ((shift, "model"), (positive, "positive"), (negative, "negative"), (latent, "latent_image")):
         g.connect(source, 0, sampler, name)
     vae = g.add("VAELoader", (720, 800), vae_name=WAN_VAE)
@@ -162,7 +162,7 @@ def demo_model(g):
     negative = g.add("AdaptiveDiffusionDemoPrompt", (0, 300), prompt="(empty)")
     latent = g.add("EmptyHunyuanLatentVideo", (0, 440), width=64, height=64, length=1, batch_size=1)
     sampler = g.add("AdaptiveDiffusionKSampler", (360, 0), seed=1, steps=50, cfg=3.0, sampler_name="euler",
-                    scheduler="simple", denoise=1.0, threshold=0.01, max_skip_steps=4, warmup_steps=4, reuse="linear")
+                    scheduler="simple", denoise=1.0)
     for source, name in ((unet, "model"), (positive, "positive"), (negative, "negative"), (latent, "latent_image")):
         g.connect(source, 0, sampler, name)
     skip_map = g.add("SaveImage", (720, 320), filename_prefix="skip_map")
@@ -176,14 +176,13 @@ def demo_model(g):
 def demo_model_early_exit(g):
     """AdaDiff early exit inside each network call and AdaptiveDiffusion step skipping on one model."""
     unet = g.add("UNETLoader", (0, 0), unet_name="demo_wan21.safetensors", weight_dtype="default")
-    early_exit = g.add("AdaptiveDiffusionEarlyExit", (0, 160), sidecar="demo_wan21_uem_full.safetensors",
-                       threshold=0.65)
+    early_exit = g.add("AdaptiveDiffusionEarlyExit", (0, 160), sidecar="demo_wan21_uem_heads.safetensors")
     g.connect(unet, 0, early_exit, "model")
     positive = g.add("AdaptiveDiffusionDemoPrompt", (0, 320), prompt="a ring")
     negative = g.add("AdaptiveDiffusionDemoPrompt", (0, 460), prompt="(empty)")
     latent = g.add("EmptyHunyuanLatentVideo", (0, 600), width=64, height=64, length=1, batch_size=1)
     sampler = g.add("AdaptiveDiffusionKSampler", (360, 0), seed=1, steps=50, cfg=3.0, sampler_name="euler",
-                    scheduler="simple", denoise=1.0, threshold=0.02, max_skip_steps=4, warmup_steps=4, reuse="linear")
+                    scheduler="simple", denoise=1.0)
     for source, name in ((early_exit, "model"), (positive, "positive"), (negative, "negative"),
                          (latent, "latent_image")):
         g.connect(source, 0, sampler, name)

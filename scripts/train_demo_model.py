@@ -32,10 +32,14 @@ comfy_runtime.import_extension()
 import comfy.ldm.wan.model  # noqa: E402
 import comfy.model_management  # noqa: E402
 import comfy.ops  # noqa: E402
+from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.adaptive_core.uncertainty import adadiff_loss  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import DEMO_MODELS, NULL_PROMPT, SD15_UNET, build_sd15  # noqa: E402
+from adaptive_diffusion.nodes.exits import exit_outputs  # noqa: E402
+from adaptive_diffusion.nodes.sidecar import fingerprint, save_sidecar  # noqa: E402
 
-WAN_ARCHITECTURE = dict(dim=128, ffn_dim=512, num_heads=1, num_layers=6)  # num_heads = dim / 128, as detected
+WAN_ARCHITECTURE = dict(dim=128, ffn_dim=256, num_heads=1, num_layers=12)  # num_heads = dim / 128, as detected
 SHIFT = 8.0  # Wan's flow shift: ComfyUI samples these sigmas, so train on the same distribution
 
 
@@ -59,20 +63,43 @@ def initialise(module, seed, zero=(), modulation_scale=None):
 
 
 class WanDemo:
+    """Wan 2.1 trained with AdaDiff's full objective (L_simple + L_u + L_UAL, adaptive_core/uncertainty.py)
+    over every exit, so that early blocks learn to give usable outputs, with its uncertainty heads."""
+
     def __init__(self, seed):
         self.network = comfy.ldm.wan.model.WanModel(**WAN_ARCHITECTURE, operations=comfy.ops.disable_weight_init,
                                                     device="cpu")
         initialise(self.network, seed, zero=("head.head",), modulation_scale=WAN_ARCHITECTURE["dim"] ** -0.5)
+        self.heads = UncertaintyHeads(WAN_ARCHITECTURE["num_layers"], WAN_ARCHITECTURE["dim"])
+        self.parameters = list(self.network.parameters()) + list(self.heads.parameters())
         self.architecture = WAN_ARCHITECTURE
 
     def loss(self, x0, context, noise, data):
         u = torch.rand(x0.shape[0], generator=data)
         sigma = SHIFT * u / (1 + (SHIFT - 1) * u)
         s = sigma.view(-1, 1, 1, 1, 1)
-        velocity = self.network((1 - s) * x0 + s * noise, sigma * 1000, context)
-        return (velocity - (noise - x0)).pow(2).mean()
+        x = (1 - s) * x0 + s * noise
 
-    objective = "flow matching (velocity = noise - x0), Wan shift 8"
+        def forward(options, repeat):
+            # the exit passes skip every block, so the text they cross-attend to is never read: one token
+            # of it keeps the shapes and saves embedding the whole prompt once per exit
+            text = context if repeat == 1 else context[:, :1].repeat(repeat, 1, 1)
+            return self.network(x.repeat(repeat, 1, 1, 1, 1), (sigma * 1000).repeat(repeat), text,
+                                transformer_options=options)
+        outputs, hidden = exit_outputs(self.network, forward)
+        certainties = [self.heads(i, h.detach(), sigma).mean(1) for i, h in enumerate(hidden)]
+        return adadiff_loss(outputs, certainties, noise - x0, train_backbone=True)[0]
+
+    objective = "AdaDiff (L_simple + L_u + L_UAL over every exit), flow matching (velocity = noise - x0), Wan shift 8"
+
+    def save_sidecar(self, model_file, seed, steps):
+        """The heads trained with the model, uncalibrated: scripts/train_early_exit.py --demo --calibrate
+        calibrates them on the model's own sampling trajectories, as for every other sidecar."""
+        info = {"model": model_file.name, "mode": "joint", "steps": steps, "seed": seed,
+                "objective": self.objective, "certainty_labels": "closeness to the data (the paper's)"}
+        path = REPO / "assets" / "early_exit" / f"{model_file.stem}_uem.safetensors"
+        save_sidecar(path, self.heads, fingerprint(self.network), info)
+        print(f"wrote {path}")
 
 
 class UNetDemo:
@@ -83,6 +110,7 @@ class UNetDemo:
         self.network = self.model.diffusion_model
         self.network.requires_grad_(True)
         self.network.train()
+        self.parameters = list(self.network.parameters())
         # each residual branch and the output start at zero, as in the UNet's own initialisation
         initialise(self.network, seed, zero=("out.2.",) + tuple(n + "." for n, m in self.network.named_modules()
                                                                 if n.endswith(("out_layers.3", "proj_out"))))
@@ -127,15 +155,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", choices=list(DEMO_MODELS), default="demo_wan21")
     parser.add_argument("--steps", type=int, default=8000)
-    parser.add_argument("--minutes", type=float, default=40, help="safety cap")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--null-fraction", type=float, default=0.1, help="share trained on the empty prompt (CFG)")
     parser.add_argument("--docs", type=pathlib.Path, help="default docs/demo_model/<model>")
+    parser.add_argument("--out", type=pathlib.Path, help="the model file (default: where the nodes load it)")
     args = parser.parse_args()
     demo = DEMO_MODELS[args.model]
+    out = args.out or demo.file
     docs = args.docs or REPO / "docs" / "demo_model" / demo.name
     # ComfyUI's own trainer sets this too: from 0.33 on its fused kernels (comfy-kitchen's rope) have
     # no backward, and this switch selects the differentiable path.
@@ -145,12 +174,12 @@ def main():
     trainee = WanDemo(args.seed) if demo.family == "wan21" else UNetDemo(args.seed, demo.prediction)
     table = prompt_embeddings(demo, args.seed)
     contexts = torch.cat([table[name] for name in demo_space.PROMPTS + [NULL_PROMPT]])
-    optimizer = torch.optim.AdamW(trainee.network.parameters(), lr=args.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(trainee.parameters, lr=args.lr, weight_decay=0.01)
     data = torch.Generator().manual_seed(args.seed + 2)
     rows, ema, start = [], None, time.time()
     step = 0
-    while step < args.steps and time.time() - start < args.minutes * 60:
-        progress = step / args.steps  # by steps only: the result must not depend on the machine's speed
+    while step < args.steps:
+        progress = step / args.steps
         lr = args.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + math.cos(math.pi * progress)) * 0.95 + 0.05)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -161,7 +190,7 @@ def main():
         loss = trainee.loss(x0, context, torch.randn(x0.shape, generator=data), data)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainee.network.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainee.parameters, 1.0)
         optimizer.step()
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         step += 1
@@ -172,19 +201,22 @@ def main():
                   f"{time.time() - start:.0f}s", end="", flush=True)
     print()
 
-    for path in (demo.file.parent, demo.prompts_file.parent, docs):
+    for path in (out.parent, demo.prompts_file.parent, docs):
         path.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().to(torch.float16).contiguous() for k, v in trainee.network.state_dict().items()}
     metadata = {"architecture": json.dumps(trainee.architecture), "steps": str(step), "seed": str(args.seed),
                 "objective": trainee.objective, "data": "demo/space.py", "prompts": json.dumps(demo_space.PROMPTS)}
-    safetensors.torch.save_file(weights, str(demo.file), metadata=metadata)
+    safetensors.torch.save_file(weights, str(out), metadata=metadata)
     safetensors.torch.save_file({k: v.contiguous() for k, v in table.items()}, str(demo.prompts_file))
+    if isinstance(trainee, WanDemo):
+        trainee.network.load_state_dict({k: v.float() for k, v in weights.items()})  # as ComfyUI will load it
+        trainee.save_sidecar(out, args.seed, step)
     with open(docs / "training_loss.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step", "loss_ema", "seconds"])
         writer.writerows(rows)
     plot_loss(rows, docs / "training_loss.png")
-    print(f"{step} steps in {time.time() - start:.0f}s, final loss {ema:.4f}; wrote {demo.file}")
+    print(f"{step} steps in {time.time() - start:.0f}s, final loss {ema:.4f}; wrote {out}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,12 @@ def server(comfy, tmp_path_factory):
         yield s
 
 
+def settings(workflow):
+    """The AdaptiveDiffusion widgets of the example workflow's sampler."""
+    inputs = workflow["5"]["inputs"]
+    return {k: inputs[k] for k in ("threshold", "max_skip_steps", "warmup_steps", "reuse", "criterion")}
+
+
 def queue(server, workflow_path, out, *args):
     return subprocess.run([sys.executable, str(comfy_runtime.REPO / "scripts" / "queue_batch.py"), str(workflow_path),
                            "--url", server.url, "--out", str(out), *args], capture_output=True, text=True, timeout=600)
@@ -51,8 +57,8 @@ def test_batch_of_prompts_matches_in_process_runs(server, tmp_path):
         latent = safetensors.torch.load_file(str(next(folder.glob("9_*.latent"))))["latent_tensor"]
         report = json.loads((folder / "5_report.json").read_text())
         # the same settings in this process, on the same model file and prompts
-        samples, skip_map, expected = adaptive(demo, row["sampler"], steps=50, cfg=3.0, seed=int(row["seed"]),
-                                               threshold=float(row["threshold"]), reuse=row["reuse"])
+        samples, skip_map, expected = adaptive(demo, row["sampler"], steps=50, cfg=3.0, seed=int(row["seed"]), **dict(
+            settings(workflow), threshold=float(row["threshold"]), reuse=row["reuse"]))
         assert torch.equal(latent, samples), row
         for r in (report, expected):
             r["totals"].pop("sampling_seconds")
@@ -131,7 +137,8 @@ def test_server_killed_mid_batch_then_resume_loses_nothing(comfy, tmp_path):
     demo = tiny_models.demo()
     for row in after:
         latent = safetensors.torch.load_file(str(next((out / f"{int(row['index']):04d}").glob("9_*.latent"))))
-        samples, _, _ = adaptive(demo, "euler", steps=50, cfg=3.0, seed=int(row["seed"]), threshold=0.01)
+        samples, _, _ = adaptive(demo, "euler", steps=50, cfg=3.0, seed=int(row["seed"]),
+                                 **settings(json.loads(WORKFLOW.read_text())))
         assert torch.equal(latent["latent_tensor"], samples), row
 
 
@@ -163,6 +170,7 @@ def test_three_servers_one_killed_mid_batch_lose_nothing(comfy, tmp_path):
     mismatches = 0
     for row in rows:
         latent = safetensors.torch.load_file(str(next((out / f"{int(row['index']):04d}").glob("9_*.latent"))))
-        samples, _, _ = adaptive(demo, "euler", steps=12, cfg=3.0, seed=int(row["seed"]), threshold=0.01)
+        samples, _, _ = adaptive(demo, "euler", steps=12, cfg=3.0, seed=int(row["seed"]),
+                                 **settings(json.loads(WORKFLOW.read_text())))
         mismatches += not torch.equal(latent["latent_tensor"], samples)
     assert mismatches == 0

@@ -100,10 +100,10 @@ def test_node_search_adds_the_adaptive_sampler(page):
     page.wait_for_function("window.app.rootGraph.nodes.some((n) => n.type === 'AdaptiveDiffusionKSampler')")
     node = "window.app.rootGraph.nodes.find((n) => n.type === 'AdaptiveDiffusionKSampler')"
     names = page.evaluate(f"{node}.widgets.map((w) => w.name)")
-    assert names[-5:] == ["threshold", "max_skip_steps", "warmup_steps", "reuse", "adaptive_diffusion_strip"]
+    assert names[-6:] == ["threshold", "max_skip_steps", "warmup_steps", "reuse", "criterion", "adaptive_diffusion_strip"]
     # a saved workflow holds the real widgets' values only, never the strip
     saved = page.evaluate(f"{node}.serialize().widgets_values")
-    assert saved[-4:] == [0.01, 4, 4, "linear"] and len(saved) == len(names) - 1
+    assert saved[-5:] == [0.005, 4, 2, "auto", "error"] and len(saved) == len(names) - 1
     page.wait_for_function(f"{node}.adaptiveDiffusionStrip.root.checkVisibility()")
     page.screenshot(path=str(ARTIFACTS / f"browser_node_search_{page.mode}.png"))
 
@@ -146,7 +146,7 @@ def test_example_workflow_runs_with_live_strip_and_final_skip_map(page):
     reused = sum(1 for e in events if not e["computed"])
     assert states.count("reused") == reused > 0
     summary = page.evaluate(f"{strip}.summary.textContent")
-    assert f"/{steps} steps computed" in summary and "reuse linear" in summary
+    assert f"/{steps} steps computed" in summary and "reuse auto" in summary
     assert page.evaluate(f"{cells}[{steps - 1}].title").startswith(f"step {steps - 1}:")
     assert page.evaluate(f"{strip}.root.checkVisibility()")  # drawn on the node, in either renderer
     wait_until_idle(page)

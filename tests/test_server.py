@@ -17,7 +17,9 @@ from comfy_server import ComfyServer  # noqa: E402
 pytestmark = pytest.mark.slow
 HELPERS = comfy_runtime.REPO / "tests" / "helper_nodes" / "adaptive_diffusion_test_helpers"
 NODE_IDS = ["AdaptiveDiffusionKSampler", "AdaptiveDiffusionKSamplerAdvanced", "AdaptiveDiffusionPatch",
-            "AdaptiveDiffusionSkipReport", "AdaptiveDiffusionEarlyExit", "AdaptiveDiffusionLayerMap"]
+            "AdaptiveDiffusionSkipReport", "AdaptiveDiffusionEarlyExit", "AdaptiveDiffusionLayerMap",
+            "AdaptiveDiffusionTrainHeads", "AdaptiveDiffusionDemoPrompt", "AdaptiveDiffusionDemoDecode",
+            "AdaptiveDiffusionDemoUNetLoader"]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def server(comfy, tmp_path_factory, model_dir, wan):
         yield s
 
 
-def workflow(threshold=0.05, sampler="euler", steps=20, seed=3):
+def workflow(threshold=0.01, sampler="euler", steps=20, seed=3):
     return {
         "1": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_wan21.safetensors", "weight_dtype": "default"}},
         "2": {"class_type": "AdaptiveDiffusionTestConditioning", "inputs": {"seed": 1, "width": 4096, "tokens": 8, "pooled_width": 0}},
@@ -36,7 +38,7 @@ def workflow(threshold=0.05, sampler="euler", steps=20, seed=3):
         "5": {"class_type": "AdaptiveDiffusionKSampler", "inputs": {
             "model": ["1", 0], "seed": seed, "steps": steps, "cfg": 2.0, "sampler_name": sampler, "scheduler": "simple",
             "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0,
-            "threshold": threshold, "max_skip_steps": 4, "warmup_steps": 4, "reuse": "linear"}},
+            "threshold": threshold, "max_skip_steps": 4, "warmup_steps": 4, "reuse": "auto", "criterion": "error"}},
         "6": {"class_type": "SaveImage", "inputs": {"images": ["5", 1], "filename_prefix": "skip_map"}},
     }
 
@@ -46,20 +48,23 @@ def test_object_info_lists_nodes_with_widgets_and_tooltips(server):
     for node_id in NODE_IDS:
         assert node_id in info, node_id
         node = info[node_id]
-        assert node["category"] == "sampling/adaptive"
+        assert node["category"].split("/")[:2] == ["sampling", "adaptive"]
         inputs = {**node["input"]["required"], **node["input"].get("optional", {})}
         for name, spec in inputs.items():
             assert spec[1].get("tooltip"), (node_id, name)
     core = list(info["KSampler"]["input"]["required"])
-    ours = list(info["AdaptiveDiffusionKSampler"]["input"]["required"])
-    assert ours == core + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
-    advanced = list(info["AdaptiveDiffusionKSamplerAdvanced"]["input"]["required"])
-    assert advanced == list(info["KSamplerAdvanced"]["input"]["required"]) + ["threshold", "max_skip_steps", "warmup_steps", "reuse"]
-    # the bundled sidecars are listed through the folder the extension registers
+    # KSampler's inputs, names and order, then ours; criterion is optional, so workflows saved before it
+    # existed still queue
+    for node, stock_node in (("AdaptiveDiffusionKSampler", "KSampler"), ("AdaptiveDiffusionKSamplerAdvanced", "KSamplerAdvanced")):
+        assert list(info[node]["input"]["required"]) == list(info[stock_node]["input"]["required"]) + [
+            "threshold", "max_skip_steps", "warmup_steps", "reuse"]
+        assert list(info[node]["input"]["optional"]) == ["criterion"]
+    # the bundled sidecar is listed through the folder the extension registers
     sidecars = info["AdaptiveDiffusionEarlyExit"]["input"]["required"]["sidecar"][1]["options"]
-    assert {"demo_wan21_uem_heads.safetensors", "demo_wan21_uem_full.safetensors"} <= set(sidecars)
+    assert {"demo_wan21_uem.safetensors", "demo_wan21_uem_heads.safetensors"} <= set(sidecars)
     threshold = info["AdaptiveDiffusionKSampler"]["input"]["required"]["threshold"][1]
-    assert threshold["default"] == 0.01 and threshold["min"] == 0.0 and threshold["max"] == 1.0
+    assert threshold["default"] == 0.005 and threshold["min"] == 0.0 and threshold["max"] == 1.0
+    assert info["AdaptiveDiffusionKSampler"]["input"]["required"]["reuse"][1]["default"] == "auto"
 
 
 def test_queued_workflow_completes_with_outputs_in_history(server):
@@ -77,7 +82,7 @@ def test_queued_workflow_completes_with_outputs_in_history(server):
 def test_two_sampler_nodes_in_one_workflow(server):
     prompt = workflow(seed=11)  # a seed no other test used: ComfyUI would serve node 5 from its cache
     prompt["7"] = dict(prompt["5"], inputs=dict(prompt["5"]["inputs"], latent_image=["5", 0], denoise=0.5,
-                                                steps=10, threshold=0.2))
+                                                steps=10, threshold=0.05))
     prompt["8"] = {"class_type": "SaveImage", "inputs": {"images": ["7", 1], "filename_prefix": "hires_skip_map"}}
     status, body = server.post_prompt(prompt)
     assert status == 200, body
@@ -89,10 +94,11 @@ def test_two_sampler_nodes_in_one_workflow(server):
 
 
 WIDGETS = ["seed", "steps", "cfg", "sampler_name", "scheduler", "denoise", "threshold", "max_skip_steps",
-           "warmup_steps", "reuse", "prompt", "sidecar"]
+           "warmup_steps", "reuse", "criterion", "prompt", "sidecar", "decide"]
 BAD_INPUTS = [("threshold", -0.1), ("threshold", math.nan), ("threshold", 1.5), ("threshold", math.inf),
               ("max_skip_steps", -1), ("max_skip_steps", 101), ("max_skip_steps", 1e12), ("warmup_steps", -3),
-              ("warmup_steps", 10001), ("reuse", "cubic"), ("sampler_name", "nope"), ("scheduler", "nope"),
+              ("warmup_steps", 10001), ("reuse", "cubic"), ("criterion", "second_order"), ("sampler_name", "nope"),
+              ("scheduler", "nope"),
               ("cfg", math.nan), ("cfg", 101.0), ("denoise", math.nan), ("denoise", -0.5), ("steps", 0)]
 
 
@@ -129,12 +135,23 @@ def test_unknown_demo_prompt_rejected_at_queue_time(server):
     assert named_widgets(rejected(server, prompt, "2")) == {"prompt"}
 
 
-def test_nan_early_exit_threshold_rejected_at_queue_time(server):
+@pytest.mark.parametrize("widget,value", [("threshold", math.nan), ("decide", "per_step")])
+def test_bad_early_exit_widget_rejected_at_queue_time(server, widget, value):
     prompt = workflow()
     prompt["9"] = {"class_type": "AdaptiveDiffusionEarlyExit",
-                   "inputs": {"model": ["1", 0], "sidecar": "demo_wan21_uem_heads.safetensors", "threshold": math.nan}}
+                   "inputs": {"model": ["1", 0], "sidecar": "demo_wan21_uem_heads.safetensors", "threshold": -1.0,
+                              "decide": "per_call", widget: value}}
     prompt["5"]["inputs"]["model"] = ["9", 0]
-    assert named_widgets(rejected(server, prompt, "9")) == {"threshold"}
+    assert named_widgets(rejected(server, prompt, "9")) == {widget}
+
+
+def test_a_workflow_saved_before_the_criterion_widget_still_queues(server):
+    prompt = workflow(seed=41)
+    del prompt["5"]["inputs"]["criterion"]
+    status, body = server.post_prompt(prompt)
+    assert status == 200, body
+    report = json.loads(server.wait_for(body["prompt_id"])["outputs"]["5"]["adaptive_diffusion"][0])
+    assert report["criterion"] == "error"
 
 
 def test_server_stays_up_and_repeats_a_good_prompt_bit_for_bit_after_bad_ones(server):

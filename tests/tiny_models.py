@@ -130,6 +130,78 @@ def sd3(directory: pathlib.Path, seed=0):
                      lambda s: _cond((1, 8, 64), s, {"pooled_output": (1, 64)}))
 
 
+def _dit_patcher(config_cls, unet_config, params_cls=None, seed=0):
+    """A DiT family built in-process from a small unet_config; where its sizes go through a params
+    dataclass, the keys this ComfyUI version does not have are left out (they changed across versions)."""
+    import dataclasses
+    import comfy.model_management
+    import comfy.model_patcher
+    if params_cls is not None:
+        fields = {f.name for f in dataclasses.fields(params_cls)}
+        unet_config = {k: v for k, v in unet_config.items() if k in fields or k == "image_model"}
+    model = config_cls(unet_config).get_model({})
+    _init_weights(model.diffusion_model, seed)
+    device = comfy.model_management.get_torch_device()
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
+_DOUBLE_SINGLE = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=64, hidden_size=64, mlp_ratio=2.0,
+                      num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000, patch_size=2,
+                      qkv_bias=True, guidance_embed=True, txt_ids_dims=[])
+
+
+def flux():
+    import comfy.ldm.flux.model
+    import comfy.supported_models
+    patcher = _dit_patcher(comfy.supported_models.Flux, dict(_DOUBLE_SINGLE, image_model="flux"),
+                           comfy.ldm.flux.model.FluxParams)
+    return TinyModel("flux", patcher, (1, 16, 16, 16),
+                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in _cond((1, 8, 64), s, {"pooled_output": (1, 32)})])
+
+
+def chroma():
+    import comfy.ldm.chroma.model
+    import comfy.supported_models
+    # Chroma's sizes count the 2x2 patch's channels already
+    config = dict(_DOUBLE_SINGLE, image_model="chroma", in_channels=64, out_channels=64, in_dim=64, out_dim=64,
+                  hidden_dim=64, n_layers=1)
+    patcher = _dit_patcher(comfy.supported_models.Chroma, config, comfy.ldm.chroma.model.ChromaParams)
+    return TinyModel("chroma", patcher, (1, 16, 16, 16), lambda s: _cond((1, 8, 64), s, {"pooled_output": (1, 32)}))
+
+
+def hunyuan_video():
+    import comfy.ldm.hunyuan_video.model
+    import comfy.supported_models
+    config = dict(_DOUBLE_SINGLE, image_model="hunyuan_video", patch_size=[1, 2, 2], byt5=False, meanflow=False,
+                  use_cond_type_embedding=False, vision_in_dim=None, meanflow_sum=False)
+    patcher = _dit_patcher(comfy.supported_models.HunyuanVideo, config, comfy.ldm.hunyuan_video.model.HunyuanVideoParams)
+    return TinyModel("hunyuan_video", patcher, (1, 16, 2, 16, 16),
+                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in _cond((1, 8, 64), s, {"pooled_output": (1, 32)})])
+
+
+def qwen_image():
+    import comfy.supported_models
+    config = dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=2,
+                  attention_head_dim=32, num_attention_heads=2, joint_attention_dim=64, axes_dims_rope=(8, 12, 12))
+    patcher = _dit_patcher(comfy.supported_models.QwenImage, config)
+    return TinyModel("qwen_image", patcher, (1, 16, 1, 16, 16), lambda s: _cond((1, 8, 64), s))
+
+
+def ltxv():
+    import comfy.supported_models
+    config = dict(image_model="ltxv", in_channels=128, cross_attention_dim=64, attention_head_dim=32,
+                  num_attention_heads=2, caption_channels=64, num_layers=2)
+    patcher = _dit_patcher(comfy.supported_models.LTXV, config)
+    return TinyModel("ltxv", patcher, (1, 128, 2, 4, 4),
+                     lambda s: [[c[0], dict(c[1], attention_mask=torch.ones(1, 8, dtype=torch.long))] for c in _cond((1, 8, 64), s)])
+
+
+def exit_families(directory: pathlib.Path):
+    """A tiny model of every family early exit supports, by name."""
+    return {"wan21": wan(directory), "sd3": sd3(directory), "flux": flux(), "chroma": chroma(),
+            "hunyuan_video": hunyuan_video(), "qwen_image": qwen_image(), "ltxv": ltxv()}
+
+
 def demo(name="demo_wan21"):
     """A bundled trained demo model; make_cond(1) is "a circle", make_cond(2) the empty prompt,
     as the sampling helpers use them for positive and negative."""

@@ -14,9 +14,16 @@ const NODE_TYPES = new Set([
 // Okabe-Ito, as in the skip map picture; reused cells are hatched as a second cue
 const COLOURS = { computed: "#0072B2", reused: "#E69F00", warmup: "#787878", pending: "#d9d9d9" };
 
+// "(linear 8, linear x0 3)": which predictors served the reused steps, most used first
+function served(counts) {
+  const entries = Object.entries(counts ?? {}).sort((a, b) => b[1] - a[1]);
+  return entries.length ? ` (${entries.map(([name, n]) => `${name} ${n}`).join(", ")})` : "";
+}
+
 function describe(step, threshold) {
   const judged = step.estimator == null ? "n/a" : Number(step.estimator).toPrecision(3);
-  return `step ${step.step}: ${step.computed ? "computed" : "reused"} (${step.reason}), ` +
+  const how = step.computed ? "computed" : `reused${step.reuse ? " via " + step.reuse : ""}`;
+  return `step ${step.step}: ${how} (${step.reason}), ` +
     `sigma ${Number(step.sigma).toPrecision(4)}, judged ${judged} vs threshold ${threshold}`;
 }
 
@@ -79,7 +86,7 @@ class Strip {
       ? `${report.status.toUpperCase()} after ${t.steps} of ${t.schedule_steps} steps: ` : "";
     this.summary.textContent = partial + `${t.computed_steps}/${t.steps} steps computed, ` +
       `${t.network_calls}/${t.full_run_network_calls} calls (${Number(t.expected_speedup).toFixed(2)}x fewer), ` +
-      `reuse ${report.reuse}` +
+      `reuse ${report.reuse}` + served(t.reused_by) +
       (report.notes.length ? ` · ${report.notes.join(" · ")}` : "");
     this.summary.title = report.summary;
   }
