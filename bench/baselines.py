@@ -20,8 +20,8 @@ through the same run and wrappers as the paper's rule.
 """
 import dataclasses
 
-from adaptive_diffusion.adaptive_core import (REUSE_STRATEGIES, AdaptiveSkipPolicy, CalibratedReuse, Decision,
-                                              Reason, SkipConfig, broadcast_sigma, lagrange)
+from adaptive_diffusion.adaptive_core import (REUSE_STRATEGIES, CalibratedReuse, Decision,
+                                              Reason, broadcast_sigma, lagrange)
 
 
 class Baseline:
@@ -176,14 +176,3 @@ class Forced(Baseline):
         predictors = REUSE_STRATEGIES[self.reuse]
         return ForcedPolicy(self.skipped), CalibratedReuse(predictors, calibrate=len(predictors) > 1)
 
-
-@dataclasses.dataclass(frozen=True)
-class StaleX0(Baseline):
-    """The paper's rule, reusing the stale denoised image (what ComfyUI-AccelDiff reuses) instead
-    of the noise prediction."""
-    threshold: float
-    max_skip_steps: int = 4
-
-    def build(self):
-        policy = AdaptiveSkipPolicy(SkipConfig(self.threshold, self.max_skip_steps))
-        return policy, CalibratedReuse(("hold x0",), calibrate=False)

@@ -1,6 +1,6 @@
 """Every way of skipping network calls that the benchmark compares, with the settings swept.
 
-Ours and the step-level baselines (baselines.py: stale x0, fixed interval, the greedy oracle's
+Ours and the step-level baselines (baselines.py: fixed interval, the greedy oracle's
 forced paths, SADA and ZEUS from their papers) are policy configs that go through the product's
 own patch_model, the one door the nodes use. ComfyUI core's EasyCache and LazyCache are its own
 nodes, run unchanged; SADA and ZEUS from ComfyUI-AccelDiff's published code are its own samplers
@@ -17,7 +17,9 @@ import peers
 
 # the node's defaults: error control with auto reuse; the sweep of its one widget, the tolerance
 DEFAULT = "ours (default: error, auto)"
-TOLERANCES = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.012, 0.02]
+TOLERANCES = [0.0001, 0.0003, 0.0007, 0.0015, 0.003, 0.005, 0.008, 0.015]
+# coarser, for the fixed-reuse variants that show what auto adds
+VARIANT_TOLERANCES = [0.0003, 0.001, 0.003, 0.008, 0.015]
 DELTAS = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 PAPER = "paper (third_order, hold)"
 
@@ -50,12 +52,7 @@ def configurations(model, sampler, steps, sweep=True):
     out += [(PAPER, f"δ={d}", third_order(model, d, "hold"), steps) for d in DELTAS]
     if sweep:
         out += [(f"ours (error, {r})", f"tol={t}", ours(model, t, r), steps)
-                for r in ("hold", "linear") for t in TOLERANCES]
-        out += [("ours (third_order, linear: 0.1.0 default)", f"δ={d}", third_order(model, d, "linear"), steps)
-                for d in DELTAS]
-        out += [("ours (third_order, auto)", f"δ={d}", third_order(model, d, "auto"), steps) for d in DELTAS]
-        out += [("stale x0 (AccelDiff's reuse)", f"δ={t}", patched(model, baselines.StaleX0(t)), steps)
-                for t in (0.01, 0.05)]
+                for r in ("hold", "linear") for t in VARIANT_TOLERANCES]
     if peers.supports(sampler):
         out += [(method, params, ks, steps) for method, params, ks in peers.sweep(sampler, steps)]
     out += [("SADA (step-level, from the paper)", f"τ={t} skips={k}", patched(model, baselines.Sada(t, k)), steps)

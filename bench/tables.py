@@ -20,7 +20,7 @@ OUT = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bench"
 SPEEDUPS = [1.5, 2.0, 2.5, 3.0]
 DEFAULT, PAPER = "ours (default: error, auto)", "paper (third_order, hold)"
 PEERS = ("SADA", "ZEUS")
-PLOTTED = (DEFAULT, PAPER, "ours (error, hold)", "ours (third_order, linear: 0.1.0 default)",
+PLOTTED = (DEFAULT, PAPER, "ours (error, hold)", "ours (error, linear)",
            "SADA (AccelDiff code)", "ZEUS (AccelDiff code)", "SADA (step-level, from the paper)",
            "ZEUS (step-level, from the paper)", "LazyCache", "fewer steps")
 

@@ -53,6 +53,12 @@ def conditionings(args):
     return comfy.sd.load_diffusion_model(str(args.model)), [(p, encode(p)) for p in args.prompts], encode(""), latent
 
 
+def save_checkpoint(trainer, checkpoint):
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    partial = checkpoint.with_suffix(".partial")  # a kill while writing leaves the last good one
+    torch.save(trainer.state(), partial)
+    partial.replace(checkpoint)
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--demo", action="store_true", help="the bundled Wan demo model and its eight prompts")
@@ -113,15 +119,13 @@ def main(argv=None):
         print(f"\r[{'#' * done}{'.' * (30 - done)}] step {trainer.step}/{args.train_steps} loss {loss:.4f} "
               f"held-out {held:.4f} {time.time() - started:.0f}s", end="", flush=True)
         if trainer.step % args.checkpoint_every == 0 or trainer.step == end:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            partial = checkpoint.with_suffix(".partial")  # a kill while writing leaves the last good one
-            torch.save(trainer.state(), partial)
-            partial.replace(checkpoint)
+            save_checkpoint(trainer, checkpoint)
     print()
     if trainer.step < args.train_steps:
         print(f"stopped at step {trainer.step}/{args.train_steps}; go on with --resume")
         return trainer
     trainer.history.append({"step": trainer.step, "held_out": trainer.held_out_loss()})
+    save_checkpoint(trainer, checkpoint)
     trainer.save(out, {**HEADS_ONLY, "model": f"{name}.safetensors", "seed": args.seed, "runs": len(runs),
                        "calls": len(calls), "steps": trainer.step})
     print(f"wrote {out}; held-out loss {trainer.history[0]['held_out']:.4f} -> {trainer.history[-1]['held_out']:.4f} "

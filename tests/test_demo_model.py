@@ -73,6 +73,9 @@ def test_default_skipping_stays_close_on_the_demo_models(request, fixture):
     model = request.getfixturevalue(fixture)
     full = stock(model, "euler", steps=50, cfg=3.0, seed=5)
     fast, _, report = adaptive(model, "euler", steps=50, cfg=3.0, seed=5)
-    assert report["totals"]["network_calls"] <= 30
-    relative = float((fast - full).norm() / full.norm())
-    assert relative < 0.05
+    calls = report["totals"]["network_calls"]
+    assert calls <= 30
+    # the alternative at the same cost: the stock sampler with as many steps as we made calls
+    fewer = stock(model, "euler", steps=calls, cfg=3.0, seed=5)
+    relative = lambda latent: float((latent - full).norm() / full.norm())
+    assert relative(fast) < 0.1 and relative(fast) < 0.7 * relative(fewer)  # 3 dB better
