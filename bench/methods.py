@@ -47,14 +47,16 @@ def lazycache(model, reuse_threshold):
 
 def configurations(model, sampler, steps, sweep=True):
     """(method, params, runner, steps to sample) for one sampler and step count: the runner is a
-    patched MODEL or a peer's SAMPLER (harness.Bench.sample)."""
+    patched MODEL or a peer's SAMPLER (harness.Bench.sample). Without ``sweep``: our default, the
+    paper's rule, hold and the peers' own code only."""
     out = [(DEFAULT, f"tol={t}", ours(model, t), steps) for t in TOLERANCES]
     out += [(PAPER, f"δ={d}", third_order(model, d, "hold"), steps) for d in DELTAS]
-    if sweep:
-        out += [(f"ours (error, {r})", f"tol={t}", ours(model, t, r), steps)
-                for r in ("hold", "linear") for t in VARIANT_TOLERANCES]
+    out += [("ours (error, hold)", f"tol={t}", ours(model, t, "hold"), steps) for t in VARIANT_TOLERANCES]
     if peers.supports(sampler):
         out += [(method, params, ks, steps) for method, params, ks in peers.sweep(sampler, steps)]
+    if not sweep:
+        return out
+    out += [("ours (error, linear)", f"tol={t}", ours(model, t, "linear"), steps) for t in VARIANT_TOLERANCES]
     out += [("SADA (step-level, from the paper)", f"τ={t} skips={k}", patched(model, baselines.Sada(t, k)), steps)
             for t, k in ((0.5, 1), (1.0, 1), (3.0, 1), (1.0, 2), (3.0, 2))]
     out += [("ZEUS (step-level, from the paper)", f"interval={k}", patched(model, baselines.Zeus(k)), steps)

@@ -32,7 +32,9 @@ def main():
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--plan", nargs="+", help="sampler:steps pairs (default: the issue's grid)")
     parser.add_argument("--acceldiff", type=pathlib.Path, help="a checkout of ComfyUI-AccelDiff (peers.py)")
-    parser.add_argument("--quick", action="store_true", help="only our default and the paper's rule")
+    parser.add_argument("--quick", action="store_true", help="only ours, the paper's rule and the peers' own code")
+    parser.add_argument("--full-plan", nargs="+", default=["euler:50"],
+                        help="sampler:steps cells that also run every other baseline (the rest run --quick)")
     parser.add_argument("--out", type=pathlib.Path, default=harness.REPO / "docs" / "bench")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -43,7 +45,7 @@ def main():
     rows, started = [], time.time()
     for i, (sampler, steps) in enumerate(plan):
         for method, params, runner, sample_steps in methods.configurations(bench.model, sampler, steps,
-                                                                           sweep=not args.quick):
+                                                                           sweep=not args.quick and f"{sampler}:{steps}" in args.full_plan):
             for prompt, seed in harness.pairs(args.pairs):
                 rows.append(bench.measure(method, params, runner, prompt, seed, sampler, steps, sample_steps))
         print(f"[{i + 1}/{len(plan)}] {args.family} {sampler} {steps} steps, {len(rows)} runs, "

@@ -43,11 +43,12 @@ def skip_inputs():
                              "actually sampled). The error criterion needs two real calls before it can judge, "
                              "the third-order one four latents, so step 2 / step 3 is the earliest skip."),
         io.Combo.Input("reuse", options=list(REUSE_STRATEGIES), default=DEFAULTS.reuse,
-                       tooltip="What a skipped step uses in place of the network's output. auto: whichever of "
-                               "the predictors below (and their x0 forms) has been closest to the network so far "
-                               "in this run, per skip. hold: the last noise prediction (the paper). linear / "
-                               "lagrange: extrapolated along the schedule from the last 2 / 3 real calls. No extra "
-                               "network calls; up to 6 latent-sized tensors (auto), 1 (hold)."),
+                       tooltip="What a skipped step uses in place of the network's output. hold: the last noise "
+                               "prediction (the paper). linear / lagrange: extrapolated along the schedule from the "
+                               "last 2 / 3 real calls. auto: linear, unless hold, a line through calls two apart, or "
+                               "one of these in the denoised image (x0, as SADA) has been clearly closer to the "
+                               "network so far in this run. No extra network calls; up to 6 latent-sized tensors "
+                               "(auto), 1 (hold)."),
     ]
 
 

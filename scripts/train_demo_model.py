@@ -1,7 +1,7 @@
 """Trains a bundled demo model (nodes/demo_models.py) on the procedural pictures of demo/space.py.
 
-    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py --model demo_wan21      # 8000 steps, ~16 min
-    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py --model demo_sd15_eps --steps 6000 --batch 32
+    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py --model demo_wan21 --batch 48   # 44 min on 2 cores
+    .runtime/0.33.0/venv/bin/python scripts/train_demo_model.py --model demo_sd15_eps --steps 5000 --batch 32
 
 - demo_wan21: ComfyUI's Wan 2.1 architecture at a tiny size with Wan's flow-matching objective
   (velocity = noise - x0, shift 8); fp16 weights that UNETLoader detects as Wan 2.1.
@@ -10,7 +10,7 @@
 
 Writes the weights and the prompt table (one fixed context embedding per prompt, plus the empty
 prompt) into assets/, and the loss curve (CSV and PNG) into docs/demo_model/<model>/.
-Deterministic for a given seed and thread count; --minutes caps the time.
+Deterministic for a given seed and thread count.
 """
 import argparse
 import csv
