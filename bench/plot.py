@@ -5,8 +5,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 # Okabe-Ito, then greys: distinguishable with colour-vision deficiencies
 PALETTE = [(0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167), (86, 180, 233), (213, 94, 0),
-           (240, 228, 66), (0, 0, 0), (120, 120, 120)]
-MARKERS = ["o", "s", "^", "D", "v", "x", "+", "o", "s"]
+           (240, 228, 66), (0, 0, 0), (120, 120, 120), (190, 190, 190)]
+MARKERS = ["o", "s", "^", "D", "v", "x", "+", "o", "s", "D"]
 
 
 def chart(series, title, xlabel, ylabel, path, size=(760, 480), join=True):

@@ -86,7 +86,8 @@ def main():
              "PSNR (dB) against the full run of the same prompt and seed, at equal network calls (x = fewer calls "
              "than the full run), linearly interpolated along each method's sweep; '-' where a sweep does not "
              "reach that ratio. Made by bench/quality.py, bench/oracle.py and bench/tables.py.", ""]
-    for family_dir in sorted(p for p in OUT.iterdir() if (p / "summary.json").exists()):
+    # one folder per family from bench/quality.py (early_exit/ is bench/early_exit.py's)
+    for family_dir in sorted(p for p in OUT.iterdir() if (p / "summary.json").exists() and p.name != "early_exit"):
         family = family_dir.name
         summary = json.loads((family_dir / "summary.json").read_text())
         with open(family_dir / "runs.csv") as f:

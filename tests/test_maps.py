@@ -112,6 +112,9 @@ def test_layer_map_fills_the_evaluated_blocks():
     two = count(render_layer_map(layer_report([4, 2, 4])), BLUE)
     one_block = full - three
     assert one_block > 0 and full - two == 2 * one_block
+    # one block per step fills exactly the bottom cell of each column (the legend's swatch is in both)
+    none = count(render_layer_map(layer_report([0, 0, 0])), BLUE)
+    assert count(render_layer_map(layer_report([1, 1, 1])), BLUE) - none == 3 * one_block
     # two calls averaging 3 blocks each fill as much as one call of 3
     assert count(render_layer_map(layer_report([8, 6, 8], calls=2)), BLUE) == three
     # a mean of 2.5 blocks fills half of the third block
