@@ -108,6 +108,14 @@ def test_error_policy_warmup_unmeasured_nan_and_max_skip():
     assert policy.decide(8, dict(values, error=math.nan)).reason == "non_finite"
 
 
+def test_without_warmup_the_first_skip_is_step_two():
+    """Steps 0 and 1 always call: the reuse has measured nothing before; with two real calls
+    behind it, a network whose noise prediction is exactly linear may skip from step 2 on."""
+    _, report = euler(eps_linear(), ErrorControlConfig(tolerance=0.5, max_skip_steps=4, warmup_steps=0))
+    computed = [r.computed for r in report.records]
+    assert computed[:2] == [True, True] and computed[2] is False
+
+
 def test_last_step_is_judged_with_its_whole_update():
     """σ' = 0: the step puts the reuse's whole error into the result, so it is the hardest to skip."""
     policy = ErrorControlledPolicy(ErrorControlConfig(tolerance=0.005, max_skip_steps=4), Stored())
