@@ -64,7 +64,9 @@ def test_object_info_lists_nodes_with_widgets_and_tooltips(server):
     assert {"demo_wan21_uem.safetensors", "demo_wan21_uem_heads.safetensors"} <= set(sidecars)
     threshold = info["AdaptiveDiffusionKSampler"]["input"]["required"]["threshold"][1]
     assert threshold["default"] == 0.005 and threshold["min"] == 0.0 and threshold["max"] == 1.0
-    assert info["AdaptiveDiffusionKSampler"]["input"]["required"]["reuse"][1]["default"] == "auto"
+    required = info["AdaptiveDiffusionKSampler"]["input"]["required"]
+    assert required["reuse"][1]["default"] == "auto"
+    assert required["max_skip_steps"][1]["default"] == 4 and required["warmup_steps"][1]["default"] == 2
 
 
 def test_queued_workflow_completes_with_outputs_in_history(server):
