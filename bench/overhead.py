@@ -109,7 +109,7 @@ def main():
     bench = harness.Bench(WAN_DEMO)
     result = {
         "machine": "2-core CPU (the project's development machine), torch threads = 1",
-        "model": "demo model (Wan 2.1 architecture, dim 128, 6 layers), 16x1x8x8 latent, cfg 3",
+        "model": "demo_wan21 (Wan 2.1 architecture, dim 128, 12 blocks), 16x1x8x8 latent, cfg 3",
         "steps": args.steps, "repeats": args.repeats,
         "samplers": {sampler: interleaved(bench, sampler, args) for sampler in args.samplers},
         "policy_us_per_step": {policy: {name: policy_cost_us(config, shape) for name, shape in LATENT_SIZES.items()}
