@@ -31,15 +31,7 @@ class BatchResults:
                 self.done = {int(r["index"]): r for r in csv.DictReader(f) if r["status"] == "done"}
         for partial in self.out.glob("*.partial"):
             shutil.rmtree(partial)  # downloads cut short by a crash: their prompts are queued again
-        # the done rows, rewritten atomically before anything new is appended
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.done[i] for i in sorted(self.done))
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        self.rewrite(self.done.values())  # before anything new is appended
         self.file = open(self.path, "a", newline="")
         self.writer = csv.DictWriter(self.file, fieldnames=fields, extrasaction="ignore")
 
@@ -71,8 +63,23 @@ class BatchResults:
         self.file.flush()
         os.fsync(self.file.fileno())
 
+    def rewrite(self, rows):
+        """Replaces results.csv atomically with ``rows`` in prompt order."""
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(sorted(rows, key=lambda r: int(r["index"])))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
     def close(self):
+        """Rows are appended as prompts finish, which with several in flight is not their order:
+        the finished file lists them in prompt order."""
         self.file.close()
+        with open(self.path, newline="") as f:
+            self.rewrite(list(csv.DictReader(f)))
 
 
 def node_errors_text(body):

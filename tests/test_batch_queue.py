@@ -87,6 +87,7 @@ def test_a_repeated_prompt_comes_from_the_cache_and_says_so(server, tmp_path):
     result = queue(server, WORKFLOW, tmp_path / "out", "--seeds", "7", "--repeat", "2")
     rows = list(csv.DictReader(open(tmp_path / "out" / "results.csv")))
     assert [r["status"] for r in rows] == ["done", "done"], result.stderr
+    assert [r["index"] for r in rows] == ["0", "1"]  # prompt order, whichever finished first
     assert [r["from_cache"] for r in rows] == ["", "yes"]
     assert "1 prompt(s) repeated an earlier one and came from ComfyUI's cache" in result.stdout
     first, second = (tmp_path / "out" / f"{i:04d}" / "5_report.json" for i in (0, 1))
