@@ -93,6 +93,7 @@ class ExitRun:
         self.judged = [i for i, n in enumerate(self.needed[:-1]) if math.isfinite(n)]
         self.previous = {}  # per_call: the last pass's certainty per block
         self.sigma, self.blocks, self.exited, self.exit_at, self.pending = None, 0, False, None, []
+        self.time_terms = None  # the heads' σ terms for the pass in progress
 
     @property
     def enabled(self):
@@ -100,18 +101,21 @@ class ExitRun:
 
     def begin(self, sigma: torch.Tensor):
         self.sigma, self.blocks, self.exited, self.pending = sigma, 0, False, []
+        with torch.no_grad():
+            self.time_terms = self.heads.time_terms(sigma) if self.judged else None
         self.exit_at = next((i for i in self.judged if self.previous.get(i, -math.inf) >= self.needed[i]), None)
 
     def after_block(self, block: int, hidden: torch.Tensor) -> bool:
         self.blocks += 1
         if block not in self.judged:
             return self.exited
-        certainty = self.heads.certainty(block, hidden, self.sigma)
+        with torch.no_grad():  # sampling never trains the heads
+            certainty = self.heads.certainty(block, hidden, self.time_terms)
         if self.decide == "per_call":
             self.pending.append((block, certainty))
             self.exited = block == self.exit_at
         else:
-            self.exited = bool(torch.isfinite(certainty) and certainty >= self.needed[block])
+            self.exited = float(certainty) >= self.needed[block]  # one read; NaN never exits
         return self.exited
 
     def end(self):

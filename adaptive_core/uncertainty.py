@@ -40,14 +40,21 @@ class UncertaintyHeads(nn.Module):
 
     def forward(self, block: int, hidden: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Per-token certainty (batch, tokens) of exiting after ``block``."""
-        normed = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
-        token = self.token[block](normed).squeeze(-1)
-        time = self.time[block](time_features(sigma).to(hidden.device))
-        return torch.sigmoid(token + time)
+        return self.per_token(block, hidden, self.time[block](time_features(sigma).to(hidden.device)))
 
-    def certainty(self, block, hidden, sigma) -> torch.Tensor:
+    def per_token(self, block, hidden, time):
+        normed = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
+        return torch.sigmoid(self.token[block](normed).squeeze(-1) + time)
+
+    def time_terms(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Every block's σ term, (blocks, batch, 1): one small product per forward pass instead of
+        the features and a linear layer again after every block (a few % of a small model's time)."""
+        weights = torch.stack([layer.weight[0] for layer in self.time])
+        return (weights @ time_features(sigma).to(weights.device).T)[..., None]
+
+    def certainty(self, block, hidden, time_terms) -> torch.Tensor:
         """The exit decision's input: mean certainty over tokens and the whole batch (0-dim)."""
-        return self.forward(block, hidden, sigma).mean()
+        return self.per_token(block, hidden, time_terms[block]).mean()
 
 
 def pseudo_certainty(exit_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

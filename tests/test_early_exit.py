@@ -13,7 +13,7 @@ from sampling import AdaptiveDiffusionKSampler, stock, with_patcher
 
 import comfy_runtime
 import tiny_models
-from adaptive_diffusion.adaptive_core import ExitRun, UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import (AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,  # noqa: E402
                                                  exit_holder_of, patch_early_exit)
@@ -204,22 +204,6 @@ def test_layer_map_node_and_composition_with_step_skipping(demo):
     assert image.ndim == 4
     with pytest.raises(ValueError, match="not patched by Apply AdaDiff Early Exit"):
         AdaptiveDiffusionLayerMap.execute(demo.patcher, out[0])
-
-
-def test_non_finite_certainty_never_exits():
-    heads = UncertaintyHeads(3, 8)
-    with torch.no_grad():
-        for layer in heads.token:
-            layer.bias.fill_(20.0)  # certain everywhere
-    run = ExitRun(heads, [0.9, 0.9, 0.9], [1.0, 0.5, 0.0], 0.9)
-    run.begin(torch.tensor([1.0]))
-    assert run.after_block(0, torch.full((1, 4, 8), float("nan"))) is False
-    assert run.after_block(1, torch.ones(1, 4, 8)) is True
-    run.end()
-    report = run.finish()
-    assert report.blocks_evaluated == 2 and report.schedule_steps == 2
-    assert report.as_dict()["steps"] == [{"step": 0, "sigma": 1.0, "calls": 1, "mean_blocks": 2.0,
-                                          "mean_exit_block": 1.0}]
 
 
 def _train(out, *args):

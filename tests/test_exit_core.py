@@ -1,0 +1,157 @@
+"""AdaDiff's heads, losses, calibration and per-run exit decision (adaptive_core alone, no ComfyUI),
+on cases small enough to work out by hand."""
+import math
+
+import pytest
+import torch
+
+import comfy_runtime
+
+comfy_runtime.import_extension()
+from adaptive_diffusion.adaptive_core import ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.adaptive_core.uncertainty import (adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
+                                                          pseudo_certainty, relative_exit_errors, time_features)
+
+SIGMOID = {b: 1 / (1 + math.exp(-b)) for b in (-2.0, 0.0, 1.0, 3.0)}
+
+
+def heads_with(biases, hidden_size=2):
+    """Heads whose certainty after block i is sigmoid(biases[i]) whatever the hidden state and σ."""
+    heads = UncertaintyHeads(len(biases), hidden_size)
+    with torch.no_grad():
+        for layer, b in zip(heads.token, biases):
+            layer.bias.fill_(b)
+    return heads
+
+
+def test_time_features_at_sigma_one():
+    # s = σ/(1+σ) = 1/2: sin and cos of π/2, π, 3π/2, 2π
+    expected = torch.tensor([[1.0, 0.0, -1.0, 0.0, 0.0, -1.0, 0.0, 1.0]])
+    assert torch.allclose(time_features(torch.tensor([1.0])), expected, atol=1e-6)
+
+
+def test_untrained_heads_are_undecided():
+    heads = UncertaintyHeads(3, 4)
+    sigma = torch.tensor([2.0, 0.5])
+    certainty = heads(1, torch.randn(2, 5, 4), sigma)
+    assert certainty.shape == (2, 5) and torch.equal(certainty, torch.full((2, 5), 0.5))
+
+
+def test_head_reads_the_layer_normed_token_and_the_time_term():
+    heads = UncertaintyHeads(2, 2)
+    with torch.no_grad():
+        heads.token[1].weight.copy_(torch.tensor([[1.5, 0.0]]))
+        heads.token[1].bias.fill_(-0.5)
+        heads.time[1].weight.copy_(torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]]))
+    # a token (a, -a) layer-norms to (1, -1) for any a; the time term at σ = 1 is 2 · cos(π) = -2
+    hidden = torch.tensor([[[3.0, -3.0], [-0.2, 0.2]]])
+    sigma = torch.tensor([1.0])
+    expected = torch.tensor([[1 / (1 + math.exp(-(1.5 - 0.5 - 2))), 1 / (1 + math.exp(-(-1.5 - 0.5 - 2)))]])
+    assert torch.allclose(heads(1, hidden, sigma), expected, atol=1e-4)
+    # the sampling path (σ terms once per pass) gives the training path's certainty
+    assert torch.allclose(heads.certainty(1, hidden, heads.time_terms(sigma)), expected.mean(), atol=1e-6)
+    assert heads.time_terms(sigma).shape == (2, 1, 1)
+
+
+def test_pseudo_certainty_and_relative_errors():
+    # |0 - 0.5| = 0.5 everywhere: û = tanh(0.5)
+    assert pseudo_certainty(torch.zeros(2, 3), torch.full((2, 3), 0.5)).tolist() == pytest.approx([1 - math.tanh(0.5)] * 2)
+    full = torch.tensor([[3.0, 4.0]])
+    errors = relative_exit_errors([torch.zeros(1, 2), torch.tensor([[3.0, 0.0]]), full])
+    assert errors.squeeze(1).tolist() == pytest.approx([1.0, 4 / 5, 0.0])
+
+
+def test_heads_only_loss_fits_the_certainty_to_the_exit_error_against_the_full_output():
+    target = torch.full((1, 2), 9.0)  # the data: ignored without a trainable backbone
+    outputs = [torch.zeros(1, 2), torch.ones(1, 2)]  # block 0 is 1 away from the full output everywhere
+    predicted = [torch.tensor([0.5]), torch.tensor([0.25])]
+    loss, parts = adadiff_loss(outputs, predicted, target, train_backbone=False)
+    expected = (0.5 - (1 - math.tanh(1.0))) ** 2 + (0.25 - 1.0) ** 2
+    assert set(parts) == {"u"} and float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_full_objective_adds_the_final_error_and_the_certainty_weighted_exit_errors():
+    target = torch.zeros(1, 2)
+    outputs = [torch.full((1, 2), 2.0), torch.ones(1, 2)]  # squared errors 4 and 1
+    predicted = [torch.tensor([0.25]), torch.tensor([0.75])]
+    loss, parts = adadiff_loss(outputs, predicted, target, train_backbone=True)
+    labels = [1 - math.tanh(2.0), 1 - math.tanh(1.0)]
+    assert parts["u"] == pytest.approx((0.25 - labels[0]) ** 2 + (0.75 - labels[1]) ** 2, rel=1e-6)
+    assert parts["simple"] == pytest.approx(1.0)
+    assert parts["ual"] == pytest.approx(0.25 * 4 + 0.75 * 1)
+    assert float(loss) == pytest.approx(sum(parts.values()), rel=1e-6)
+
+
+def test_calibration_never_promises_less_error_than_a_more_certain_bin():
+    certainties = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])
+    errors = torch.tensor([[0.8, 0.6, 0.1, 0.1, 0.3, 0.2, 0.05, 0.01]])
+    (table,) = fit_calibration(certainties, errors, bins=4)
+    # bin means (0.15, 0.7) (0.35, 0.1) (0.55, 0.25) (0.75, 0.03); the second is raised to 0.25
+    assert [c for c, _ in table] == pytest.approx([0.15, 0.35, 0.55, 0.75])
+    assert [e for _, e in table] == pytest.approx([0.7, 0.25, 0.25, 0.03])
+    # 0.1 lies between (0.55, 0.25) and (0.75, 0.03): 0.55 + 0.2 · 0.15 / 0.22
+    assert certainty_needed([table], 0.1) == pytest.approx([0.55 + 0.2 * 0.15 / 0.22])
+    assert certainty_needed([table], 0.8) == pytest.approx([0.15])  # the least certain bin is good enough
+    assert certainty_needed([table], 0.25) == pytest.approx([0.35])  # exactly a knot's error
+    assert certainty_needed([table], 0.01) == [math.inf]  # nothing seen promises it
+
+
+def test_per_block_exits_after_the_first_block_certain_enough():
+    # certainties sigmoid(-2) ≈ 0.12, sigmoid(1) ≈ 0.73, sigmoid(3) ≈ 0.95 after blocks 0-2; block 3 is the last
+    run = ExitRun(heads_with([-2.0, 1.0, 3.0, 3.0]), [0.5, 0.9, 0.9, 0.0], [2.0, 1.0, 0.0], 0.9)
+    assert run.judged == [0, 1, 2]  # never after the last block, which is the full model
+    run.begin(torch.tensor([2.0]))
+    hidden = torch.zeros(1, 3, 2)
+    assert [run.after_block(i, hidden) for i in range(3)] == [False, False, True]
+    run.end()
+    run.begin(torch.tensor([1.0]))
+    assert run.after_block(0, hidden) is False and run.blocks == 1
+    run.end()
+    report = run.finish()
+    assert [(s.step, s.sigma, s.calls, s.blocks) for s in report.steps] == [(0, 2.0, 1, 3), (1, 1.0, 1, 1)]
+    assert report.block_fraction == pytest.approx(4 / 8) and report.notes == []
+    assert report.summary().startswith("AdaDiff early exit: 4/8 blocks evaluated (50.0% skipped) over 2 forward passes")
+
+
+def test_per_call_exits_where_the_previous_pass_was_certain_enough():
+    run = ExitRun(heads_with([-2.0, 1.0, 3.0, 3.0]), [0.5, 0.7, 0.9, 0.0], [2.0, 1.0, 0.5, 0.0], 0.9, "per_call")
+    hidden = torch.zeros(1, 3, 2)
+    run.begin(torch.tensor([2.0]))
+    assert run.exit_at is None  # nothing known yet: the first pass runs every block
+    assert [run.after_block(i, hidden) for i in range(4)] == [False] * 4
+    run.end()
+    assert run.previous == pytest.approx({0: SIGMOID[-2.0], 1: SIGMOID[1.0], 2: SIGMOID[3.0]})
+    run.begin(torch.tensor([1.0]))
+    assert run.exit_at == 1  # block 0's 0.12 < 0.5; block 1's 0.73 ≥ 0.7
+    assert [run.after_block(i, hidden) for i in range(2)] == [False, True]
+    run.end()
+    assert run.previous == pytest.approx({0: SIGMOID[-2.0], 1: SIGMOID[1.0]})  # what this pass computed
+    assert [s.blocks for s in run.finish().steps] == [4, 2]
+
+
+def test_non_finite_certainty_never_exits():
+    run = ExitRun(heads_with([20.0, 20.0, 20.0], hidden_size=8), [0.9, 0.9, 0.9], [1.0, 0.5, 0.0], 0.9)
+    run.begin(torch.tensor([1.0]))
+    assert run.after_block(0, torch.full((1, 4, 8), float("nan"))) is False
+    assert run.after_block(1, torch.ones(1, 4, 8)) is True
+    run.end()
+    report = run.finish()
+    assert report.blocks_evaluated == 2 and report.schedule_steps == 2
+    assert report.as_dict()["steps"] == [{"step": 0, "sigma": 1.0, "calls": 1, "mean_blocks": 2.0,
+                                          "mean_exit_block": 1.0}]
+
+
+def test_reports_say_why_nothing_exited():
+    unreachable = ExitRun(heads_with([3.0, 3.0]), [math.inf, 0.0], [1.0, 0.0], 2.0)
+    assert not unreachable.enabled
+    assert unreachable.finish().notes == ["no exits: no block's certainty can reach the threshold"]
+    never = ExitRun(heads_with([0.0, 0.0]), [0.9, 0.0], [1.0, 0.0], 0.9)
+    never.begin(torch.tensor([1.0]))
+    never.after_block(0, torch.zeros(1, 2, 2))
+    never.after_block(1, torch.zeros(1, 2, 2))
+    never.end()
+    report = never.finish(RunStatus.INTERRUPTED)
+    assert report.notes == ["no exits: the certainty never reached the threshold 0.9"]
+    assert report.summary().startswith("AdaDiff early exit: INTERRUPTED: 2/2 blocks evaluated (0.0% skipped)")
+    assert report.as_dict()["totals"] == {"forward_passes": 1, "blocks_evaluated": 2, "full_blocks": 2,
+                                          "block_fraction": 1.0}
