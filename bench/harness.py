@@ -95,6 +95,15 @@ class Bench:
 
 
 KEYS = ("family", "sampler", "steps", "method", "params")
+NUMBERS = {"steps": int, "seed": int, "calls": int, "full_calls": int, "psnr": float, "ssim": float,
+           "latent_rel_l2": float, "seconds": float, "full_seconds": float}
+
+
+def load_runs(path):
+    """The rows save_runs wrote, with their types back."""
+    with open(path, newline="") as f:
+        return [{**row, **{k: kind(row[k]) for k, kind in NUMBERS.items()},
+                 "skipped_steps": [int(s) for s in row["skipped_steps"].split()]} for row in csv.DictReader(f)]
 
 
 def save_runs(rows, out, csv_name="runs.csv"):

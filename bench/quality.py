@@ -7,7 +7,8 @@
 One family per process (one torch thread each), so that two run side by side on two cores.
 32 prompt x seed pairs by default; the plan is the issue's grid: euler, dpmpp_2m and uni_pc at
 50 steps and euler at 25. Writes docs/bench/<family>/runs.csv (one row per run) and summary.json.
-Without --acceldiff the peers' own code is left out (the step-level baselines still run).
+Without --acceldiff the peers' own code is left out (the step-level baselines still run). With
+--merge and --plan, only the planned cells are run again and replaced in the family's runs.csv.
 """
 import argparse
 import pathlib
@@ -36,6 +37,8 @@ def main():
     parser.add_argument("--full-plan", nargs="+", default=["euler:50"],
                         help="sampler:steps cells that also run every other baseline (the rest run --quick)")
     parser.add_argument("--out", type=pathlib.Path, default=harness.REPO / "docs" / "bench")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the planned cells' rows in the family's runs.csv, keep the others")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.acceldiff:
@@ -50,6 +53,10 @@ def main():
                 rows.append(bench.measure(method, params, runner, prompt, seed, sampler, steps, sample_steps))
         print(f"[{i + 1}/{len(plan)}] {args.family} {sampler} {steps} steps, {len(rows)} runs, "
               f"{time.time() - started:.0f}s", flush=True)
+    if args.merge:
+        cells = {(sampler, steps) for sampler, steps in plan}
+        rows = [r for r in harness.load_runs(args.out / args.family / "runs.csv")
+                if (r["sampler"], r["steps"]) not in cells] + rows
     harness.save_runs(rows, args.out / args.family)
     print(f"{len(rows)} runs in {time.time() - started:.0f}s; results in {args.out / args.family}")
 

@@ -1,4 +1,6 @@
 """The reuse strategies on analytic trajectories (adaptive_core alone, no ComfyUI)."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -7,6 +9,7 @@ import comfy_runtime
 comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import (AdaptiveRun, CalibratedReuse, REUSE_STRATEGIES, SkipConfig,  # noqa: E402
                                               StepTracker)
+from adaptive_diffusion.adaptive_core.reuse import PREDICTORS  # noqa: E402
 
 # latent-sized tensors each strategy may keep between calls (the README's memory table)
 KEPT = {"hold": 1, "linear": 2, "lagrange": 3}
@@ -139,3 +142,36 @@ def test_reference_quirks_always_hold():
 def test_unknown_strategy_is_rejected_naming_the_widget():
     with pytest.raises(ValueError, match="^reuse must be one of hold, linear, lagrange, auto"):
         SkipConfig(reuse="cubic")
+
+
+@pytest.mark.parametrize("before,expected", [(0.6, 1.4), (0.5, 1.5), (0.4, 1.0)])
+def test_a_line_may_move_the_value_by_at_most_half_its_size(before, expected):
+    # held 1.0: the line through (1, before) and (2, 1.0) moves it by 1 - before at position 3
+    cache = _stored("linear", [(1, before), (2, 1.0)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 3), torch.full(SHAPE, expected, dtype=torch.float64))
+    assert cache.fallbacks == (expected == 1.0)
+
+
+def test_auto_switches_only_to_a_predictor_measured_clearly_closer():
+    cache = CalibratedReuse(REUSE_STRATEGIES["auto"], calibrate=True)
+    inf = float("inf")
+
+    def choose(*errors):
+        choice, error = cache._choose(torch.tensor(errors))
+        return int(choice), round(float(error), 6)
+    # the first predictor serves unless another's error is below 0.8 of its own
+    assert choose(1.0, 0.85, 0.9) == (0, 1.0)
+    assert choose(1.0, 0.79, 0.9) == (1, 0.79)
+    assert choose(1.0, 0.7, 0.6) == (2, 0.6)
+    assert choose(inf, 0.3, 0.5) == (0, 0.3)  # the first is unmeasured: it serves, judged by the best measured
+    assert choose(0.2, inf, inf) == (0, 0.2)
+
+
+def test_the_predictors_are_the_documented_ones():
+    expected = {"hold": ("eps", (0,)), "linear": ("eps", (1, 0)), "lagrange": ("eps", (2, 1, 0)),
+                "wide linear": ("eps", (2, 0)), "hold x0": ("x0", (0,)), "linear x0": ("x0", (1, 0)),
+                "wide linear x0": ("x0", (2, 0))}
+    assert {name: (p.space, p.points) for name, p in PREDICTORS.items()} == expected
+    assert REUSE_STRATEGIES["auto"] == ("linear", "hold", "wide linear", "hold x0", "linear x0", "wide linear x0")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PREDICTORS["hold"].points = (1,)
