@@ -71,9 +71,9 @@ class ExitReport:
         return json.dumps(self.as_dict(), indent=1, ensure_ascii=False)
 
 
-DECIDE = {"per_block": "read each block's certainty back to decide after it (the paper)",
-          "per_call": "choose each forward pass's exit block from the previous pass's certainties, "
-                      "read back once per pass"}
+# per_block: read each block's certainty back to decide after it (the paper); per_call: choose each
+# forward pass's exit block from the previous pass's certainties, read back once per pass
+DECIDE = ("per_block", "per_call")
 
 
 class ExitRun:

@@ -8,7 +8,8 @@ import torch
 import comfy_runtime
 
 comfy_runtime.import_extension()
-from adaptive_diffusion.adaptive_core import ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.adaptive_core import ExitReport, ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
+from adaptive_diffusion.adaptive_core.early_exit import ExitStep  # noqa: E402
 from adaptive_diffusion.adaptive_core.uncertainty import (adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
                                                           pseudo_certainty, relative_exit_errors, time_features)
 
@@ -155,3 +156,20 @@ def test_reports_say_why_nothing_exited():
     assert report.summary().startswith("AdaDiff early exit: INTERRUPTED: 2/2 blocks evaluated (0.0% skipped)")
     assert report.as_dict()["totals"] == {"forward_passes": 1, "blocks_evaluated": 2, "full_blocks": 2,
                                           "block_fraction": 1.0}
+
+
+def test_a_report_as_the_layer_map_node_returns_it():
+    report = ExitReport(0.97, 4, schedule_steps=3, steps=[ExitStep(0, 2.0, calls=2, blocks=7), ExitStep(1, 1.0)],
+                        notes=["a note"])
+    assert report.summary() == ("AdaDiff early exit: 7/8 blocks evaluated (12.5% skipped) over 2 forward passes, "
+                                "certainty threshold 0.97; a note")
+    expected = {"method": "AdaDiff early exit", "status": "complete", "threshold": 0.97, "blocks": 4,
+                "steps": [{"step": 0, "sigma": 2.0, "calls": 2, "mean_blocks": 3.5, "mean_exit_block": 2.5},
+                          {"step": 1, "sigma": 1.0, "calls": 0, "mean_blocks": 4, "mean_exit_block": 3}],
+                "totals": {"forward_passes": 2, "blocks_evaluated": 7, "full_blocks": 8, "block_fraction": 0.875},
+                "notes": ["a note"], "summary": report.summary()}
+    assert report.as_dict() == expected
+    assert report.to_json().startswith('{\n "method": "AdaDiff early exit",\n "status": "complete",')
+    empty = ExitReport(0.9, 4)
+    assert empty.schedule_steps == 0 and empty.steps == [] and empty.block_fraction == 1.0
+    assert ExitReport(0.9, 3, steps=[ExitStep(0, 1.0, calls=3, blocks=5)]).as_dict()["totals"]["block_fraction"] == 0.5556

@@ -175,3 +175,44 @@ def test_the_predictors_are_the_documented_ones():
     assert REUSE_STRATEGIES["auto"] == ("linear", "hold", "wide linear", "hold x0", "linear x0", "wide linear x0")
     with pytest.raises(dataclasses.FrozenInstanceError):
         PREDICTORS["hold"].points = (1,)
+
+
+def test_without_calibration_nothing_is_measured():
+    cache = _stored("linear", [(1, 1.0), (2, 1.1), (3, 1.2)])
+    assert cache.errors is None and set(cache.peek()) == {"finite"} and bool(cache.peek()["finite"])
+
+
+def test_a_non_finite_memory_is_reported_to_the_run():
+    cache = _stored("linear", [(1, 1.0), (2, float("nan"))])
+    assert not bool(cache.peek()["finite"])
+
+
+def test_rebuild_needs_a_remembered_call_of_the_same_shape():
+    cache = CalibratedReuse(REUSE_STRATEGIES["hold"], calibrate=False)
+    x = torch.zeros(SHAPE, dtype=torch.float64)
+    assert not cache.can_rebuild(x)
+    cache.store(x, torch.ones(SHAPE[0], dtype=torch.float64), x - 1.0, 1)
+    assert cache.can_rebuild(x) and not cache.can_rebuild(torch.zeros(1, 4, 6, 6, dtype=torch.float64))
+
+
+def test_every_refused_extrapolation_is_counted():
+    cache = _stored("linear", [(1, 1.0), (2, -1.0)])
+    for at in (3, 4, 5):
+        torch.testing.assert_close(_rebuilt_derivative(cache, at), torch.full(SHAPE, -1.0, dtype=torch.float64))
+    assert cache.fallbacks == 3
+
+
+def test_lagrange_with_two_calls_uses_the_line_through_them():
+    cache = _stored("lagrange", [(1, 1.0), (2, 1.1)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 4), torch.full(SHAPE, 1.3, dtype=torch.float64))
+    assert cache.fallbacks == 1  # counted on the host: the history was too short for its order
+
+
+def test_a_cleared_memory_starts_again():
+    cache = _stored("linear", [(1, 1.0), (2, 1.1)])
+    cache.clear()
+    assert cache.times == [] and cache.errors is None and not cache.can_rebuild(torch.zeros(SHAPE))
+    x, sigma = torch.zeros(SHAPE, dtype=torch.float64), torch.ones(SHAPE[0], dtype=torch.float64)
+    for at, value in ((5, 2.0), (6, 2.5)):
+        cache.store(x, sigma, x - value, at)
+    torch.testing.assert_close(_rebuilt_derivative(cache, 7), torch.full(SHAPE, 3.0, dtype=torch.float64))
