@@ -87,6 +87,8 @@ class ExitRun:
     """
 
     def __init__(self, heads: UncertaintyHeads, needed, schedule, threshold: float, decide: str = "per_block"):
+        if decide not in DECIDE:
+            raise ValueError(f"decide must be one of {', '.join(DECIDE)}, got {decide!r}")
         self.heads, self.needed, self.decide = heads, list(needed), decide
         self.tracker = StepTracker(schedule, lookahead=False)
         self.report = ExitReport(threshold, heads.blocks, len(self.tracker.schedule) - 1)

@@ -173,3 +173,26 @@ def test_a_report_as_the_layer_map_node_returns_it():
     empty = ExitReport(0.9, 4)
     assert empty.schedule_steps == 0 and empty.steps == [] and empty.block_fraction == 1.0
     assert ExitReport(0.9, 3, steps=[ExitStep(0, 1.0, calls=3, blocks=5)]).as_dict()["totals"]["block_fraction"] == 0.5556
+
+
+@pytest.mark.parametrize("decide", ["per_block", "per_call"])
+def test_a_certainty_exactly_at_the_threshold_exits(decide):
+    exactly = float(torch.sigmoid(torch.tensor(1.0)))  # block 0's certainty on one token
+    run = ExitRun(heads_with([1.0, 0.0]), [exactly, 0.0], [2.0, 1.0, 0.0], 0.9, decide)
+    one_token = torch.zeros(1, 1, 2)
+    for sigma in (2.0, 1.0):
+        run.begin(torch.tensor([sigma]))
+        exited = run.after_block(0, one_token)
+        run.end()
+    assert exited  # per_call: on the second pass, from the first pass's certainty
+
+
+def test_a_block_without_a_threshold_is_never_judged():
+    run = ExitRun(heads_with([3.0, 3.0, 3.0]), [math.inf, 0.5, 0.0], [1.0, 0.0], 0.9)
+    run.begin(torch.tensor([1.0]))
+    assert run.after_block(0, torch.zeros(1, 2, 2)) is False and run.after_block(1, torch.zeros(1, 2, 2)) is True
+
+
+def test_an_unknown_decide_is_refused():
+    with pytest.raises(ValueError, match="decide must be one of per_block, per_call, got 'sometimes'"):
+        ExitRun(heads_with([0.0]), [0.0], [1.0, 0.0], 0.9, "sometimes")
