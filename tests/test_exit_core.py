@@ -196,3 +196,23 @@ def test_a_block_without_a_threshold_is_never_judged():
 def test_an_unknown_decide_is_refused():
     with pytest.raises(ValueError, match="decide must be one of per_block, per_call, got 'sometimes'"):
         ExitRun(heads_with([0.0]), [0.0], [1.0, 0.0], 0.9, "sometimes")
+
+
+def test_passes_of_one_step_add_up_in_its_record():
+    # cond and uncond in separate passes, or a second call of a multi-call sampler at the same σ;
+    # block 0 is not judged, block 1 exits
+    run = ExitRun(heads_with([3.0, 3.0, 3.0]), [math.inf, 0.9, 0.0], [2.0, 1.0, 0.0], 0.9)
+    for sigma in (2.0, 2.0, 1.0):
+        run.begin(torch.tensor([sigma]))
+        assert [run.after_block(i, torch.zeros(1, 2, 2)) for i in range(2)] == [False, True]
+        run.end()
+    assert [(s.step, s.calls, s.blocks) for s in run.finish().steps] == [(0, 2, 4), (1, 1, 2)]
+
+
+def test_per_call_never_exits_on_a_non_finite_certainty():
+    run = ExitRun(heads_with([20.0, 0.0], hidden_size=8), [0.9, 0.0], [2.0, 1.0, 0.0], 0.9, "per_call")
+    run.begin(torch.tensor([2.0]))
+    run.after_block(0, torch.full((1, 4, 8), float("nan")))
+    run.end()
+    run.begin(torch.tensor([1.0]))
+    assert run.exit_at is None and run.previous == {0: -math.inf}

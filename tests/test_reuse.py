@@ -216,3 +216,12 @@ def test_a_cleared_memory_starts_again():
     for at, value in ((5, 2.0), (6, 2.5)):
         cache.store(x, sigma, x - value, at)
     torch.testing.assert_close(_rebuilt_derivative(cache, 7), torch.full(SHAPE, 3.0, dtype=torch.float64))
+
+
+def test_measuring_counts_no_fallback():
+    # positions 3, 1, 2: the measurement at 2 extrapolates from an out-of-order history, on the host
+    cache = CalibratedReuse(REUSE_STRATEGIES["linear"], calibrate=True)
+    x, sigma = torch.zeros(SHAPE, dtype=torch.float64), torch.ones(SHAPE[0], dtype=torch.float64)
+    for at in (3, 1, 2):
+        cache.store(x, sigma, x - 1.0, at)
+    assert cache.errors is not None and cache.fallbacks == 0
