@@ -68,7 +68,7 @@ class ExitReport:
         }
 
     def to_json(self):
-        return json.dumps(self.as_dict(), indent=1, ensure_ascii=False)
+        return json.dumps(self.as_dict(), indent=1)
 
 
 # per_block: read each block's certainty back to decide after it (the paper); per_call: choose each
