@@ -1,4 +1,3 @@
-import math
 import time
 from typing import Callable
 

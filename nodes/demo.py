@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from ..demo import space as demo_space
 from .demo_models import ASSETS, DEMO_MODELS, NULL_PROMPT, WAN_DEMO, load, prompt_table
-from .widgets import CATEGORY, check_declared
+from .widgets import DEMO_CATEGORY, check_declared
 
 UNETS = [name for name, demo in DEMO_MODELS.items() if demo.family != "wan21"]
 
@@ -22,7 +22,7 @@ class AdaptiveDiffusionDemoUNetLoader(io.ComfyNode):
         return io.Schema(
             node_id="AdaptiveDiffusionDemoUNetLoader",
             display_name="AdaptiveDiffusion Demo UNet Loader",
-            category=CATEGORY + "/demo",
+            category=DEMO_CATEGORY,
             description="A bundled SD1.x-architecture demo UNet (EPS prediction, the SD discrete schedule). "
                         "It is too small for ComfyUI's loaders to detect, so it is built from its config here.",
             inputs=[io.Combo.Input("unet_name", options=UNETS, tooltip="Which demo UNet.")],
@@ -44,7 +44,7 @@ class AdaptiveDiffusionDemoPrompt(io.ComfyNode):
         return io.Schema(
             node_id="AdaptiveDiffusionDemoPrompt",
             display_name="AdaptiveDiffusion Demo Prompt",
-            category=CATEGORY + "/demo",
+            category=DEMO_CATEGORY,
             description="A prompt of a bundled demo model, which has no text encoder: each prompt is a fixed "
                         "context embedding it was trained on.",
             inputs=[io.Combo.Input("prompt", options=demo_space.PROMPTS + [NULL_PROMPT],
@@ -69,7 +69,7 @@ class AdaptiveDiffusionDemoDecode(io.ComfyNode):
         return io.Schema(
             node_id="AdaptiveDiffusionDemoDecode",
             display_name="AdaptiveDiffusion Demo Decode",
-            category=CATEGORY + "/demo",
+            category=DEMO_CATEGORY,
             description="A demo model's latents as pictures, by the exact inverse of the mapping it was trained "
                         "on (pixel-shuffle of a grayscale picture); no VAE involved.",
             inputs=[io.Latent.Input("samples", tooltip="A latent sampled with a demo model."),

@@ -22,7 +22,7 @@ from ..maps import render_layer_map
 from .exits import SUPPORTED, hidden_of, layout_of, passthrough
 from .run_scope import SharedHolder, attach, holder_on
 from .sidecar import FOLDER, RECOMMENDED, check_matches, load_sidecar
-from .widgets import CATEGORY, REPORT_WHEN_CACHED, check_declared
+from .widgets import CATEGORY, check_declared, patched, report_schema
 
 KEY = "adaptive_diffusion_early_exit"
 RUN_KEY = "adaptive_diffusion_early_exit_run"
@@ -146,16 +146,8 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
 class AdaptiveDiffusionLayerMap(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            **REPORT_WHEN_CACHED,
-            node_id="AdaptiveDiffusionLayerMap",
-            display_name="AdaDiff Layer Map",
-            category=CATEGORY,
-            description="The layer map and report of the last run of a model patched by Apply AdaDiff Early Exit.",
-            inputs=[
-                io.Model.Input("model", tooltip="The model with early exit (the output of Apply AdaDiff Early Exit)."),
-                io.Latent.Input("latent", tooltip="The sampler's output latent: makes this node run after it."),
-            ],
+        return report_schema(
+            "AdaptiveDiffusionLayerMap", "AdaDiff Layer Map", "Apply AdaDiff Early Exit",
             outputs=[
                 io.Image.Output("layer_map", display_name="layer_map",
                                 tooltip="Per step (columns) the transformer blocks evaluated (filled) and skipped "
@@ -167,9 +159,7 @@ class AdaptiveDiffusionLayerMap(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, latent) -> io.NodeOutput:
-        holder = exit_holder_of(model)
-        if holder is None:
-            raise ValueError("AdaDiff Layer Map: the model input is not patched by Apply AdaDiff Early Exit")
+        holder = patched(exit_holder_of(model), "AdaDiff Layer Map", "Apply AdaDiff Early Exit")
         report = holder.last_report or ExitReport(holder.threshold, holder.heads.blocks,
                                                   notes=["nothing was sampled yet"])
         image = np.asarray(render_layer_map(report), dtype=np.float32) / 255.0

@@ -24,7 +24,7 @@ from ..adaptive_core import UncertaintyHeads
 from ..adaptive_core.uncertainty import adadiff_loss
 from .exits import exit_outputs, layout_of
 from .sidecar import FOLDER, calibrated, fingerprint, save_sidecar
-from .widgets import CATEGORY, check_declared
+from .widgets import TRAINING_CATEGORY, check_declared
 
 RECORDER = "adaptive_diffusion_exit_trainer"
 HEADS_ONLY = {"mode": "heads", "objective": "L_u (heads only, the model's own outputs as labels)",
@@ -154,7 +154,7 @@ class AdaptiveDiffusionTrainHeads(io.ComfyNode):
         return io.Schema(
             node_id="AdaptiveDiffusionTrainHeads",
             display_name="Train AdaDiff Heads",
-            category=CATEGORY + "/training",
+            category=TRAINING_CATEGORY,
             description="Trains early-exit heads for this model without a data set: the model samples the "
                         "prompt with each seed, and its own full-depth outputs are the labels. Writes a sidecar "
                         "to models/adaptive_diffusion for Apply AdaDiff Early Exit (refresh the node list).",

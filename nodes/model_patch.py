@@ -2,7 +2,7 @@
 from comfy_api.latest import io
 
 from .patch import holder_of, patch_model, report_or_empty
-from .widgets import (CATEGORY, CRITERIA, REPORT_WHEN_CACHED, check_declared, criterion_input, report_output,
+from .widgets import (CATEGORY, CRITERIA, check_declared, criterion_input, patched, report_output, report_schema,
                       skip_config, skip_inputs, skip_outputs)
 
 
@@ -40,22 +40,10 @@ class AdaptiveDiffusionPatch(io.ComfyNode):
 class AdaptiveDiffusionSkipReport(io.ComfyNode):
     @classmethod
     def define_schema(cls):
-        return io.Schema(
-            **REPORT_WHEN_CACHED,
-            node_id="AdaptiveDiffusionSkipReport",
-            display_name="AdaptiveDiffusion Skip Map",
-            category=CATEGORY,
-            description="The skip map and report of the last run of a model patched by Apply AdaptiveDiffusion.",
-            inputs=[
-                io.Model.Input("model", tooltip="The patched model (the output of Apply AdaptiveDiffusion)."),
-                io.Latent.Input("latent", tooltip="The sampler's output latent: makes this node run after it."),
-            ],
-            outputs=skip_outputs(),
-        )
+        return report_schema("AdaptiveDiffusionSkipReport", "AdaptiveDiffusion Skip Map", "Apply AdaptiveDiffusion",
+                             skip_outputs())
 
     @classmethod
     def execute(cls, model, latent) -> io.NodeOutput:
-        holder = holder_of(model)
-        if holder is None:
-            raise ValueError("AdaptiveDiffusion Skip Map: the model input is not patched by Apply AdaptiveDiffusion")
+        holder = patched(holder_of(model), "AdaptiveDiffusion Skip Map", "Apply AdaptiveDiffusion")
         return report_output(report_or_empty(holder))

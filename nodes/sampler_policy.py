@@ -22,56 +22,27 @@ class SamplerPolicy:
     note: str = ""
 
 
-_POLICIES = [
-    SamplerPolicy("euler"),
-    SamplerPolicy("euler_cfg_pp", never_skip=CFG_PP),
-    SamplerPolicy("euler_ancestral", note=STOCHASTIC),
-    SamplerPolicy("euler_ancestral_cfg_pp", never_skip=CFG_PP),
-    SamplerPolicy("heun", lookahead=True),
-    SamplerPolicy("heunpp2", lookahead=True),
-    # ComfyUI >= 0.33: seeds_2 with r = 1, so the second call lands on σ_{k+1}
-    SamplerPolicy("exp_heun_2_x0", lookahead=True),
-    SamplerPolicy("exp_heun_2_x0_sde", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("dpm_2", lookahead=True),
-    SamplerPolicy("dpm_2_ancestral", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("lms"),
-    SamplerPolicy("dpm_fast", never_skip=OWN_STEPS),
-    SamplerPolicy("dpm_adaptive", never_skip=OWN_STEPS),
-    SamplerPolicy("dpmpp_2s_ancestral", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("dpmpp_2s_ancestral_cfg_pp", lookahead=True, never_skip=CFG_PP),
-    SamplerPolicy("dpmpp_sde", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("dpmpp_sde_gpu", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("dpmpp_2m"),
-    SamplerPolicy("dpmpp_2m_cfg_pp", never_skip=CFG_PP),
-    SamplerPolicy("dpmpp_2m_sde", note=STOCHASTIC),
-    SamplerPolicy("dpmpp_2m_sde_gpu", note=STOCHASTIC),
-    SamplerPolicy("dpmpp_2m_sde_heun", note=STOCHASTIC),
-    SamplerPolicy("dpmpp_2m_sde_heun_gpu", note=STOCHASTIC),
-    SamplerPolicy("dpmpp_3m_sde", note=STOCHASTIC),
-    SamplerPolicy("dpmpp_3m_sde_gpu", note=STOCHASTIC),
-    SamplerPolicy("ddpm", note=STOCHASTIC),
-    SamplerPolicy("lcm", note=STOCHASTIC + "; LCM runs few steps, mostly warm-up"),
-    SamplerPolicy("ipndm"),
-    SamplerPolicy("ipndm_v"),
-    SamplerPolicy("deis"),
-    SamplerPolicy("cfgpp_ud10_ab", never_skip=CFG_PP),  # ComfyUI >= 0.35
-    SamplerPolicy("res_multistep"),
-    SamplerPolicy("res_multistep_cfg_pp", never_skip=CFG_PP),
-    SamplerPolicy("res_multistep_ancestral", note=STOCHASTIC),
-    SamplerPolicy("res_multistep_ancestral_cfg_pp", never_skip=CFG_PP),
-    SamplerPolicy("gradient_estimation"),
-    SamplerPolicy("gradient_estimation_cfg_pp", never_skip=CFG_PP),
-    SamplerPolicy("er_sde", note=STOCHASTIC),
-    SamplerPolicy("seeds_2", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("seeds_3", lookahead=True, note=STOCHASTIC),
-    SamplerPolicy("sa_solver", note=STOCHASTIC),
-    SamplerPolicy("sa_solver_pece", lookahead=True, note=STOCHASTIC),
-    # ddim is ComfyUI's euler with a seeded inpainting noise; it arrives here as euler.
-    SamplerPolicy("ddim"),
-    SamplerPolicy("uni_pc"),
-    SamplerPolicy("uni_pc_bh2"),
-]
-POLICIES = {p.name: p for p in _POLICIES}
+# Every sampler ComfyUI lists (cfgpp_ud10_ab since 0.35), by kind; PLAIN: of no other kind. exp_heun_2_x0 is
+# seeds_2 with r = 1 since ComfyUI 0.33, so its second call lands on σ_{k+1}; ddim is ComfyUI's
+# euler with a seeded inpainting noise and arrives here as euler.
+PLAIN = ("euler", "lms", "dpmpp_2m", "ipndm", "ipndm_v", "deis", "res_multistep", "gradient_estimation", "ddim",
+         "uni_pc", "uni_pc_bh2")
+LOOKAHEAD = ("heun", "heunpp2", "exp_heun_2_x0", "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral",
+             "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "seeds_2", "seeds_3",
+             "sa_solver_pece")
+NEVER_SKIP = {**dict.fromkeys(("euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2s_ancestral_cfg_pp",
+                               "dpmpp_2m_cfg_pp", "cfgpp_ud10_ab", "res_multistep_cfg_pp",
+                               "res_multistep_ancestral_cfg_pp", "gradient_estimation_cfg_pp"), CFG_PP),
+              "dpm_fast": OWN_STEPS, "dpm_adaptive": OWN_STEPS}
+NOTES = {**dict.fromkeys(("euler_ancestral", "exp_heun_2_x0_sde", "dpm_2_ancestral", "dpmpp_2s_ancestral",
+                          "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun",
+                          "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm",
+                          "res_multistep_ancestral", "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece"),
+                         STOCHASTIC),
+         "lcm": STOCHASTIC + "; LCM runs few steps, mostly warm-up"}
+POLICIES = {name: SamplerPolicy(name, lookahead=name in LOOKAHEAD, never_skip=NEVER_SKIP.get(name, ""),
+                                note=NOTES.get(name, ""))
+            for name in dict.fromkeys(PLAIN + LOOKAHEAD + tuple(NEVER_SKIP) + tuple(NOTES))}
 
 # Sampler functions whose names are not "sample_<name>".
 _FUNCTION_NAMES = {"dpm_fast_function": "dpm_fast", "dpm_adaptive_function": "dpm_adaptive",

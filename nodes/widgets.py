@@ -9,6 +9,7 @@ from ..adaptive_core import REUSE_STRATEGIES, ErrorControlConfig, SkipConfig
 from ..maps import render_skip_map
 
 CATEGORY = "sampling/adaptive"
+DEMO_CATEGORY, TRAINING_CATEGORY = CATEGORY + "/demo", CATEGORY + "/training"
 # Schema fields for the nodes that report: from ComfyUI 0.33 on, a node flagged so has its UI output
 # (the report) sent again and filed in /history when ComfyUI serves it from its cache. 0.3.75 has no
 # such flag; scripts/queue_batch.py then says that the result came from the cache.
@@ -57,6 +58,23 @@ def criterion_input():
                           tooltip="How a step is judged skippable. error: from the measured error of the reuse "
                                   "that would serve it, like an adaptive ODE solver's step-size control. "
                                   "third_order: the AdaptiveDiffusion paper's latent estimator.")
+
+
+def report_schema(node_id, display_name, patch_node, outputs):
+    """The schema of a node that reports on the last run of a model patched by ``patch_node``."""
+    return io.Schema(
+        **REPORT_WHEN_CACHED, node_id=node_id, display_name=display_name, category=CATEGORY,
+        description=f"The map and report of the last run of a model patched by {patch_node}.",
+        inputs=[io.Model.Input("model", tooltip=f"The model patched by {patch_node} (that node's output)."),
+                io.Latent.Input("latent", tooltip="The sampler's output latent: makes this node run after it.")],
+        outputs=outputs)
+
+
+def patched(holder, display_name, patch_node):
+    """A report node's holder, refused when the model input was not patched."""
+    if holder is None:
+        raise ValueError(f"{display_name}: the model input is not patched by {patch_node}")
+    return holder
 
 
 def skip_outputs():
