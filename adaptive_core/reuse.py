@@ -66,10 +66,8 @@ class CalibratedReuse:
         self.predictors = [PREDICTORS[name] for name in predictors]
         self.keep = max(p.needs for p in self.predictors)
         self.calibrate = calibrate
-        self.times = []  # schedule positions (host floats) of the remembered real calls, oldest first
-        self.history = {"eps": [], "x0": []}
         self.spaces = {p.space for p in self.predictors}
-        self.errors = None  # per predictor, on the device: running error per step of distance (inf: none yet)
+        self.clear()
         self.probes = {}  # what peek returns, made once per real call
         self.host_fallbacks = 0
         self.device_fallbacks = None
@@ -127,7 +125,9 @@ class CalibratedReuse:
         return self.host_fallbacks + device
 
     def clear(self):
-        self.times, self.history, self.errors = [], {"eps": [], "x0": []}, None
+        self.times = []  # schedule positions (host floats) of the remembered real calls, oldest first
+        self.history = {"eps": [], "x0": []}
+        self.errors = None  # per predictor, on the device: running error per step of distance (inf: none yet)
 
     def _choose(self, errors):
         """(the predictor to serve, the error the policy should expect of it), on the device. The

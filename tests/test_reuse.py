@@ -208,6 +208,32 @@ def test_lagrange_with_two_calls_uses_the_line_through_them():
     assert cache.fallbacks == 1  # counted on the host: the history was too short for its order
 
 
+def test_fallbacks_on_the_host_add_up_and_count_only_predictors_with_a_lower_order():
+    two_calls = _stored("lagrange", [(1, 1.0), (2, 1.1)])
+    for at in (4, 5):
+        _rebuilt_derivative(two_calls, at)
+    assert two_calls.fallbacks == 2
+    one_call = _stored("linear", [(1, 1.0)])
+    torch.testing.assert_close(_rebuilt_derivative(one_call, 3), torch.full(SHAPE, 1.0, dtype=torch.float64))
+    assert one_call.fallbacks == 1
+    behind = _stored("hold", [(2, 1.0)])  # hold has no lower order to fall back on, even behind its call
+    torch.testing.assert_close(_rebuilt_derivative(behind, 1), torch.full(SHAPE, 1.0, dtype=torch.float64))
+    assert behind.fallbacks == 0
+
+
+def test_a_history_out_of_order_anywhere_holds():
+    # positions 1, 3, 2: the newest pair is out of order though the oldest and newest are not
+    cache = _stored("lagrange", [(1, 1.0), (3, 1.1), (2, 1.2)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 4), torch.full(SHAPE, 1.2, dtype=torch.float64))
+    assert cache.fallbacks == 1
+
+
+def test_a_skip_at_the_last_calls_own_position_holds_it():
+    cache = _stored("linear", [(1, 1.0), (2, 1.5)])
+    torch.testing.assert_close(_rebuilt_derivative(cache, 2), torch.full(SHAPE, 1.5, dtype=torch.float64))
+    assert cache.fallbacks == 1
+
+
 def test_a_cleared_memory_starts_again():
     cache = _stored("linear", [(1, 1.0), (2, 1.1)])
     cache.clear()
