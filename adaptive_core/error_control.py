@@ -43,7 +43,7 @@ class ErrorControlConfig:
 
     def __post_init__(self):
         for problem in validate(self.tolerance, self.max_skip_steps, self.warmup_steps, self.reuse):
-            raise ValueError(problem.replace("threshold", "threshold (the tolerance)", 1))
+            raise ValueError(problem.replace("threshold", "threshold (the tolerance)"))
 
     @property
     def first_judged_step(self):

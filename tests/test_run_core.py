@@ -76,7 +76,10 @@ def test_the_references_guard_counts_only_after_five_outcomes():
     assert computes(quirks, range(4)) == [True] * 4
     assert judge(quirks, 4, 0.0).reason == Reason.ESTIMATOR
     assert computes(quirks, range(5, 13)) == [False, False, False, False, True, False, False, True]
-    assert judge(quirks, 13, math.nan).reason == Reason.NON_FINITE
+    nan = judge(quirks, 13, math.nan)
+    assert nan.compute and nan.reason == Reason.NON_FINITE
+    assert judge(quirks, 14, 0.5) == Decision(False, Reason.ESTIMATOR, 0.5)  # at the threshold: skips
+    assert judge(quirks, 15, 0.5000001).compute
 
 
 def test_the_references_c_max_zero_looks_at_every_outcome():
