@@ -217,4 +217,4 @@ def lagrange(nodes, values, at):
 
 def broadcast_sigma(sigma, x):
     """σ of shape (batch,) shaped to multiply x."""
-    return sigma.reshape(sigma.shape[:1] + (1,) * (x.ndim - 1)).to(x.dtype)
+    return sigma.reshape((-1,) + (1,) * (x.ndim - 1)).to(x.dtype)

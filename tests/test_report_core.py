@@ -50,6 +50,7 @@ def test_a_report_as_json():
         "notes": ["n"], "summary": report.summary()}
     assert report.as_dict() == expected
     assert report.to_json().startswith('{\n "method": "AdaptiveDiffusion",\n "status": "complete",')
+    assert '"summary": "AdaptiveDiffusion: computed 2/3 steps (1.33x fewer calls), third-order δ=0.05' in report.to_json()
     report.status = RunStatus.INTERRUPTED
     assert report.summary().startswith("AdaptiveDiffusion: INTERRUPTED after 3 of 4 steps, computed 2/3 steps")
 

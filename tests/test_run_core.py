@@ -154,6 +154,7 @@ def test_a_skip_decided_at_sigma_zero_calls_the_network_and_nothing_at_zero_is_s
     last = run.report.records[-1]
     assert (last.step, last.computed, last.reason) == (4, True, Reason.NO_CACHE)
     assert run.reuse.times == [0.0, 1.0, 2.0] and run.report.calls_made == 4
+    assert (run.report.sampler, run.report.schedule_steps) == ("unknown", 4)
 
 
 def test_the_estimator_reads_the_latent_the_network_sees():
