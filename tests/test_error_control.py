@@ -8,8 +8,8 @@ import torch
 import comfy_runtime
 
 comfy_runtime.import_extension()
-from adaptive_diffusion.adaptive_core import (AdaptiveRun, CalibratedReuse, ErrorControlConfig,  # noqa: E402
-                                              ErrorControlledPolicy, REUSE_STRATEGIES, SkipConfig)
+from adaptive_diffusion.adaptive_core import (AdaptiveRun, CalibratedReuse, Decision, ErrorControlConfig,  # noqa: E402
+                                              ErrorControlledPolicy, Reason, REUSE_STRATEGIES, SkipConfig)
 
 SIGMAS = [i / 32 for i in range(32, -1, -1)]  # exact in float32, so positions are exact too
 SHAPE = (2, 4, 6, 6)
@@ -106,6 +106,19 @@ def test_error_policy_warmup_unmeasured_nan_and_max_skip():
     assert policy.decide(3, {"sigma": 0.5, "next_sigma": 0.4}).reason == "no_cache"
     assert [policy.decide(s, values).compute for s in (4, 5, 6, 7)] == [False, False, True, False]
     assert policy.decide(8, dict(values, error=math.nan)).reason == "non_finite"
+
+
+def test_error_policy_at_its_edges():
+    # the last real call was step 9; σ 1 → 0.5: the value is error × (step − 9) × 0.5
+    policy = ErrorControlledPolicy(ErrorControlConfig(tolerance=0.25, max_skip_steps=2, warmup_steps=2), Stored())
+    assert policy.why_nothing_skipped(2) == "all 2 steps are warm-up steps (warmup_steps=2)"
+    assert policy.why_nothing_skipped(3) is None  # nothing judged yet
+    values = {"sigma": 1.0, "next_sigma": 0.5}
+    assert policy.decide(10, dict(values, error=0.5)) == Decision(False, Reason.ESTIMATOR, 0.25)  # at the tolerance
+    policy.overrule(Decision(True, Reason.NO_CACHE))  # the run could not serve it: the count starts again
+    assert [policy.decide(s, dict(values, error=0.1)).reason for s in (11, 12, 13)] == [
+        Reason.ESTIMATOR, Reason.ESTIMATOR, Reason.MAX_SKIP]  # values 0.1, 0.15, 0.2
+    assert policy.why_nothing_skipped(14) == "the predicted error never fell to the tolerance 0.25 (smallest 0.1)"
 
 
 def test_without_warmup_the_first_skip_is_step_two():

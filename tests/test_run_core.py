@@ -157,6 +157,12 @@ def test_a_skip_decided_at_sigma_zero_calls_the_network_and_nothing_at_zero_is_s
     assert (run.report.sampler, run.report.schedule_steps) == ("unknown", 4)
 
 
+def test_a_run_that_cannot_skip_remembers_nothing():
+    for config in (SkipConfig(0.0), SkipConfig(0.5, 0, 0, reuse="linear")):
+        run, called = run_calls(config, [float(s) for s in range(10, 0, -1)] + [0.0])
+        assert len(called) == 10 and run.reuse.times == []
+
+
 def test_the_estimator_reads_the_latent_the_network_sees():
     sigmas = [float(s) for s in range(10, 0, -1)] + [0.0]
     run, _ = run_calls(SkipConfig(0.5, 2, 0), sigmas, scale_input=lambda sigma, x: torch.zeros_like(x))
