@@ -20,7 +20,7 @@ class StepTracker:
 
     def locate(self, sigma: float):
         """Returns (step, starts_step) for a call at this sigma."""
-        index = self._index(sigma, first=max(self.step, 0) if self.lookahead else self.step + 1)
+        index = self._index(sigma, first=self.step + 1)  # past this step's own σ: repeats advance
         if self.step < 0:
             starts, index = True, index or 0
         elif self.lookahead:

@@ -98,6 +98,13 @@ def test_the_tracker_says_where_each_step_ends_and_where_a_call_lies():
     assert [repeated.position(s) for s in (5.0, 4.0, 3.0)] == [1.0, 2.0, 3.5]
 
 
+def test_heun_on_a_schedule_with_a_repeated_sigma_advances_one_step_at_a_time():
+    # the corrector of step 0 lands on σ_1 = 4, step 1 starts there and its corrector lands on σ_2 = 4
+    heun = StepTracker([5.0, 4.0, 4.0, 2.0, 0.0], lookahead=True)
+    assert [heun.locate(s) for s in (5.0, 4.0, 4.0, 4.0, 4.0, 2.0, 2.0)] == [
+        (0, True), (0, False), (1, True), (1, False), (2, True), (2, False), (3, True)]
+
+
 @pytest.mark.parametrize("lookahead", [False, True])
 def test_the_first_call_always_starts_a_step(lookahead):
     assert StepTracker([5.0, 4.0, 2.0, 0.0], lookahead).locate(4.7) == (0, True)
