@@ -29,7 +29,7 @@ class ThirdOrderEstimator:
         difference = None if self.previous is None else (latent - self.previous).abs().mean()
         if difference is None or len(self.differences) < 2:
             return torch.full((), float("nan"), device=latent.device), difference
-        d2, d1, d0 = self.differences[-2], self.differences[-1], difference
+        (d2, d1), d0 = self.differences, difference
         # |d_k - 2 d_{k-1} + d_{k-2}| / (2 d_{k-1}), in the reference's arithmetic and the latents' dtype
         return ((d0 + d2) / 2 - d1).abs() / d1, difference
 

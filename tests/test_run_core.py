@@ -181,4 +181,5 @@ def test_finishing_a_run_clears_what_it_held():
     run, _ = run_calls(SkipConfig(0.5, 2, 0, reuse="linear"), [float(s) for s in range(10, 0, -1)] + [0.0])
     assert run.reuse.times
     report = run.finish()
-    assert run.reuse.times == [] and run.policy is None and report.seconds > 0 and report.status == "complete"
+    assert run.reuse.times == [] and run.policy is None and report.status == "complete"
+    assert 0 < report.seconds < 60  # the time since the run began
