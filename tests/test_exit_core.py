@@ -83,6 +83,26 @@ def test_full_objective_adds_the_final_error_and_the_certainty_weighted_exit_err
     assert float(loss) == pytest.approx(sum(parts.values()), rel=1e-6)
 
 
+def test_both_objectives_over_three_blocks():
+    # three exits, so that "the last" and "the second" differ; certainties summing to 2, not 1
+    target = torch.ones(1, 2)
+    outputs = [torch.full((1, 2), 3.0), torch.full((1, 2), 4.0), torch.zeros(1, 2)]  # squared errors 4, 9, 1
+    predicted = [torch.tensor([0.5]), torch.tensor([0.5]), torch.tensor([1.0])]
+    _, parts = adadiff_loss(outputs, predicted, target, train_backbone=True)
+    labels = [1 - math.tanh(2.0), 1 - math.tanh(3.0), 1 - math.tanh(1.0)]  # |g - target|: 2, 3, 1
+    assert parts["u"] == pytest.approx(sum((p - l) ** 2 for p, l in zip((0.5, 0.5, 1.0), labels)), rel=1e-6)
+    assert parts["simple"] == pytest.approx(1.0)
+    assert parts["ual"] == pytest.approx(0.25 * 4 + 0.25 * 9 + 0.5 * 1)  # weights: certainty / its sum
+    _, heads_only = adadiff_loss(outputs, predicted, target, train_backbone=False)
+    labels = [1 - math.tanh(3.0), 1 - math.tanh(4.0), 1.0]  # against the full output, 0: |g|
+    assert heads_only["u"] == pytest.approx(sum((p - l) ** 2 for p, l in zip((0.5, 0.5, 1.0), labels)), rel=1e-6)
+
+
+def test_calibration_fits_eight_bins_by_default():
+    certainties, errors = torch.linspace(0, 1, 16)[None], torch.linspace(1, 0, 16)[None]
+    assert len(fit_calibration(certainties, errors)[0]) == 8
+
+
 def test_calibration_never_promises_less_error_than_a_more_certain_bin():
     certainties = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])
     errors = torch.tensor([[0.8, 0.6, 0.1, 0.1, 0.3, 0.2, 0.05, 0.01]])
