@@ -105,7 +105,8 @@ def test_error_policy_warmup_unmeasured_nan_and_max_skip():
     assert [policy.decide(s, values).reason for s in range(3)] == ["warmup"] * 3
     assert policy.decide(3, {"sigma": 0.5, "next_sigma": 0.4}).reason == "no_cache"
     assert [policy.decide(s, values).compute for s in (4, 5, 6, 7)] == [False, False, True, False]
-    assert policy.decide(8, dict(values, error=math.nan)).reason == "non_finite"
+    nan = policy.decide(8, dict(values, error=math.nan))
+    assert nan.compute and nan.reason == "non_finite"
 
 
 def test_error_policy_at_its_edges():

@@ -90,7 +90,7 @@ def test_the_references_c_max_zero_looks_at_every_outcome():
 
 def test_the_tracker_says_where_each_step_ends_and_where_a_call_lies():
     t = StepTracker([5.0, 4.0, 2.0, 0.0], lookahead=False)
-    assert [t.next_sigma(s) for s in range(4)] == [4.0, 2.0, 0.0, 0.0]
+    assert [StepTracker([5.0, 4.0, 2.0, 1.0], False).next_sigma(s) for s in range(4)] == [4.0, 2.0, 1.0, 0.0]
     assert [t.position(s) for s in (5.0, 4.5, 4.0, 3.0, 0.5, 0.0, -1.0, 6.0)] == [
         0.0, 0.5, 1.0, 1.5, 2.75, 3.0, 3.0, 0.0]
     repeated = StepTracker([5.0, 5.0, 4.0, 4.0, 2.0], lookahead=False)
