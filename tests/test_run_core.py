@@ -183,3 +183,36 @@ def test_finishing_a_run_clears_what_it_held():
     report = run.finish()
     assert run.reuse.times == [] and run.policy is None and report.status == "complete"
     assert 0 < report.seconds < 60  # the time since the run began
+
+
+@pytest.mark.parametrize("reuse", ["hold", "linear"])
+def test_a_nan_network_output_is_never_served_by_a_later_skip(reuse):
+    # the latent update ignores the network (x shrinks by σ_next/σ), so the estimator stays at 0 and
+    # step 3 is meant to skip; the network's answer at step 2 holds a NaN, so step 3 must call it
+    sigmas = [float(s) for s in range(10, 0, -1)] + [0.0]
+    run = AdaptiveRun(SkipConfig(0.5, 2, 0, reuse=reuse), sigmas)
+    x = torch.ones(1, 4, 2, 2, dtype=torch.float64)
+    called, served = [], []
+    for s, s_next in zip(sigmas, sigmas[1:]):
+        answer = torch.full_like(x, math.nan if s == 8.0 else 0.0)
+        served.append(run(x, torch.tensor([s], dtype=torch.float64), lambda: called.append(s) or answer))
+        x = x * s_next / s
+    step3 = run.report.records[3]
+    assert (step3.computed, step3.reason) == (True, Reason.NON_FINITE)
+    assert called[:4] == [10.0, 9.0, 8.0, 7.0]
+    assert all(torch.isfinite(d).all() for d in served[3:])
+
+
+def test_a_skip_refused_for_a_nan_is_kept_as_a_computed_outcome():
+    # C_max 2 as above: 3 and 4 skip, 5 is forced and answers NaN, so 6 (meant to skip) computes
+    sigmas = [float(s) for s in range(10, 0, -1)] + [0.0]
+    run = AdaptiveRun(SkipConfig(0.5, 2, 0, reuse="hold"), sigmas)
+    x = torch.ones(1, 4, 2, 2, dtype=torch.float64)
+    for s, s_next in zip(sigmas, sigmas[1:8]):
+        answer = torch.full_like(x, math.nan if s == 5.0 else 0.0)
+        run(x, torch.tensor([s], dtype=torch.float64), lambda: answer)
+        x = x * s_next / s
+    assert [(r.computed, r.reason) for r in run.report.records[3:]] == [
+        (False, Reason.ESTIMATOR), (False, Reason.ESTIMATOR), (True, Reason.MAX_SKIP), (True, Reason.NON_FINITE)]
+    assert run.policy.judged == [False, True, True]  # steps 4, 5, 6: the reference's outcomes
+    assert run.policy.consecutive_skips == 0
