@@ -22,7 +22,7 @@ TOLERANCES = [0.0001, 0.0003, 0.0007, 0.0015, 0.003, 0.005, 0.008, 0.015]
 VARIANT_TOLERANCES = [0.0003, 0.001, 0.003, 0.008, 0.015]
 # At fewer steps each step moves the latent further, so one tolerance allows fewer skips: below 50
 # steps the sweep goes on until it reaches 3x fewer calls.
-WIDE_TOLERANCES = [0.025, 0.04, 0.06]
+WIDE_TOLERANCES = [0.025, 0.04, 0.06, 0.1]
 DELTAS = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 PAPER = "paper (third_order, hold)"
 
