@@ -185,18 +185,26 @@ def test_finishing_a_run_clears_what_it_held():
     assert 0 < report.seconds < 60  # the time since the run began
 
 
-@pytest.mark.parametrize("reuse", ["hold", "linear"])
-def test_a_nan_network_output_is_never_served_by_a_later_skip(reuse):
-    # the latent update ignores the network (x shrinks by σ_next/σ), so the estimator stays at 0 and
-    # step 3 is meant to skip; the network's answer at step 2 holds a NaN, so step 3 must call it
+
+def run_with_a_nan(reuse, nan_at, steps=10):
+    """A run on σ = 10, 9, ..., 1, 0 whose latent update ignores the network (x shrinks by
+    σ_next/σ, so the estimator reads 0 and C_max 2 skips steps 3 and 4), the network answering 0
+    except NaN at σ = nan_at; returns the run, the σ of each network call and what each call got."""
     sigmas = [float(s) for s in range(10, 0, -1)] + [0.0]
     run = AdaptiveRun(SkipConfig(0.5, 2, 0, reuse=reuse), sigmas)
     x = torch.ones(1, 4, 2, 2, dtype=torch.float64)
     called, served = [], []
-    for s, s_next in zip(sigmas, sigmas[1:]):
-        answer = torch.full_like(x, math.nan if s == 8.0 else 0.0)
+    for s, s_next in zip(sigmas, sigmas[1:steps + 1]):
+        answer = torch.full_like(x, math.nan if s == nan_at else 0.0)
         served.append(run(x, torch.tensor([s], dtype=torch.float64), lambda: called.append(s) or answer))
         x = x * s_next / s
+    return run, called, served
+
+
+@pytest.mark.parametrize("reuse", ["hold", "linear"])
+def test_a_nan_network_output_is_never_served_by_a_later_skip(reuse):
+    # the answer at step 2 holds a NaN, so step 3, meant to skip, must call the network
+    run, called, served = run_with_a_nan(reuse, nan_at=8.0)
     step3 = run.report.records[3]
     assert (step3.computed, step3.reason) == (True, Reason.NON_FINITE)
     assert called[:4] == [10.0, 9.0, 8.0, 7.0]
@@ -204,14 +212,8 @@ def test_a_nan_network_output_is_never_served_by_a_later_skip(reuse):
 
 
 def test_a_skip_refused_for_a_nan_is_kept_as_a_computed_outcome():
-    # C_max 2 as above: 3 and 4 skip, 5 is forced and answers NaN, so 6 (meant to skip) computes
-    sigmas = [float(s) for s in range(10, 0, -1)] + [0.0]
-    run = AdaptiveRun(SkipConfig(0.5, 2, 0, reuse="hold"), sigmas)
-    x = torch.ones(1, 4, 2, 2, dtype=torch.float64)
-    for s, s_next in zip(sigmas, sigmas[1:8]):
-        answer = torch.full_like(x, math.nan if s == 5.0 else 0.0)
-        run(x, torch.tensor([s], dtype=torch.float64), lambda: answer)
-        x = x * s_next / s
+    # 3 and 4 skip, 5 is forced and answers NaN, so 6 (meant to skip) computes
+    run, _, _ = run_with_a_nan("hold", nan_at=5.0, steps=7)
     assert [(r.computed, r.reason) for r in run.report.records[3:]] == [
         (False, Reason.ESTIMATOR), (False, Reason.ESTIMATOR), (True, Reason.MAX_SKIP), (True, Reason.NON_FINITE)]
     assert run.policy.judged == [False, True, True]  # steps 4, 5, 6: the reference's outcomes
