@@ -7,7 +7,7 @@ import torch
 
 from .interfaces import RunStatus
 from .steps import StepTracker
-from .uncertainty import UncertaintyHeads
+from .uncertainty import UncertaintyHeads, token_sample
 
 
 @dataclasses.dataclass
@@ -74,6 +74,9 @@ class ExitReport:
 # per_block: read each block's certainty back to decide after it (the paper); per_call: choose each
 # forward pass's exit block from the previous pass's certainties, read back once per pass
 DECIDE = ("per_block", "per_call")
+# per_call: tokens per block whose certainty is computed at the pass's end (the mean over a strided
+# sample; a video model's blocks hold tens of thousands)
+TOKENS_KEPT = 256
 
 
 class ExitRun:
@@ -96,6 +99,8 @@ class ExitRun:
         self.previous = {}  # per_call: the last pass's certainty per block
         self.sigma, self.blocks, self.exited, self.exit_at, self.pending = None, 0, False, None, []
         self.time_terms = None  # the heads' σ terms for the pass in progress
+        with torch.no_grad():
+            self.stacked = heads.stacked() if decide == "per_call" else None
 
     @property
     def enabled(self):
@@ -111,20 +116,21 @@ class ExitRun:
         self.blocks += 1
         if block not in self.judged:
             return self.exited
+        if self.decide == "per_call":
+            self.pending.append((block, token_sample(hidden, TOKENS_KEPT)))
+            self.exited = block == self.exit_at
+            return self.exited
         with torch.no_grad():  # sampling never trains the heads
             certainty = self.heads.certainty(block, hidden, self.time_terms)
-        if self.decide == "per_call":
-            self.pending.append((block, certainty))
-            self.exited = block == self.exit_at
-        else:
-            self.exited = float(certainty) >= self.needed[block]  # one read; NaN never exits
+        self.exited = float(certainty) >= self.needed[block]  # one read; NaN never exits
         return self.exited
 
     def end(self):
         if self.pending:
-            blocks, values = zip(*self.pending)
-            read = torch.stack(values).float().nan_to_num(-math.inf).tolist()
-            self.previous = dict(zip(blocks, read))
+            blocks, hiddens = zip(*self.pending)
+            with torch.no_grad():
+                certainties = self.heads.certainties(blocks, hiddens, self.time_terms, self.stacked)
+            self.previous = dict(zip(blocks, certainties.nan_to_num(-math.inf).tolist()))
         sigma = float(self.sigma.flatten()[0])
         step, starts = self.tracker.locate(sigma)
         if starts or not self.report.steps:

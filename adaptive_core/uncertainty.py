@@ -56,6 +56,33 @@ class UncertaintyHeads(nn.Module):
         """The exit decision's input: mean certainty over tokens and the whole batch (0-dim)."""
         return self.per_token(block, hidden, time_terms[block]).mean()
 
+    def stacked(self):
+        """Every block's token weights and bias, (blocks, hidden) and (blocks,), for ``certainties``."""
+        return (torch.stack([layer.weight[0] for layer in self.token]),
+                torch.stack([layer.bias[0] for layer in self.token]))
+
+    def certainties(self, blocks, hiddens, time_terms, stacked) -> torch.Tensor:
+        """``certainty`` of several blocks, (len(blocks),): one batched product per hidden-state
+        shape instead of a handful of small ones per block, which on a small model cost more than
+        the products themselves. ``stacked``: what ``stacked()`` returned."""
+        weight, bias = stacked
+        out = torch.empty(len(blocks), device=time_terms.device)
+        groups = {}
+        for n, hidden in enumerate(hiddens):
+            groups.setdefault(hidden.shape, []).append(n)
+        for shape, members in groups.items():
+            index = [blocks[n] for n in members]
+            normed = nn.functional.layer_norm(torch.stack([hiddens[n] for n in members]).float(), shape[-1:])
+            logits = torch.einsum("nbtd,nd->nbt", normed, weight[index]) + (bias[index, None, None] + time_terms[index])
+            out[members] = torch.sigmoid(logits).mean((1, 2))
+        return out
+
+
+def token_sample(hidden: torch.Tensor, kept: int) -> torch.Tensor:
+    """A copy of at most about ``kept`` evenly strided tokens of (batch, tokens, dim): enough for a
+    mean certainty, and small enough to hold every block's until the pass ends."""
+    return hidden[:, ::math.ceil(hidden.shape[1] / kept)].clone()
+
 
 def pseudo_certainty(exit_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The paper's pseudo-label û = tanh|g_i(h_i) - target|, as a certainty 1 - û, per sample

@@ -81,6 +81,29 @@ def oracle_gaps(family, rows):
     return out
 
 
+def oracle_transfer(family, rows):
+    """Each transferred oracle path: PSNR on its own pair, mean over the other pairs, and the rule
+    with the same reuse at equal calls on those pairs (bench/oracle.py --transfer)."""
+    path = OUT / family / "oracle.json"
+    oracle = json.loads(path.read_text()) if path.exists() else {}
+    mine = defaultdict(list)
+    for r in rows:
+        if (r["sampler"], int(r["steps"])) == (oracle.get("sampler"), oracle.get("steps")):
+            mine[(r["method"], f'{r["prompt"]}|{r["seed"]}')].append(
+                (float(r["full_calls"]) / float(r["calls"]), min(float(r["psnr"]), 100)))
+    out = []
+    for t in oracle.get("transfer", []):
+        own = f'{t["found_on"]}|{oracle["seed"]}'
+        method = DEFAULT if t["reuse"] == "auto" else PAPER
+        others = [pair for pair in t["psnr"] if pair != own]
+        rule = [at_equal_calls(mine[(method, pair)], oracle["steps"] / t["calls"]) for pair in others]
+        rule = [v for v in rule if not math.isnan(v)]
+        out.append((t["found_on"], t["reuse"], t["calls"], min(t["psnr"][own], 100),
+                    statistics.mean(min(t["psnr"][p], 100) for p in others), len(others), method,
+                    statistics.mean(rule) if rule else math.nan))
+    return out
+
+
 def main():
     parts = ["# Benchmark tables", "",
              "PSNR (dB) against the full run of the same prompt and seed, at equal network calls (x = fewer calls "
@@ -119,6 +142,15 @@ def main():
                       "| oracle(auto) minus the default | " + " | ".join(cell(g[2]) for g in gaps) + " |",
                       "| share of the paper's gap closed | " + " | ".join(
                           cell(100 * (1 - g[2] / g[1])) + " %" if g[1] > 0 else "-" for g in gaps) + " |", ""]
+        moved = oracle_transfer(family, rows)
+        if moved:
+            parts += ["Each oracle path run on the other benchmark pairs (bench/oracle.py --transfer): what it owes "
+                      "to fitting its own pair's full run.", "",
+                      "| path found on | reuse | calls | PSNR on its pair | mean on the other pairs | "
+                      "the rule with that reuse, same pairs, equal calls |", "|---|---|---|---|---|---|"]
+            parts += [f"| {m[0]} | {m[1]} | {m[2]} | {m[3]:.2f} | {m[4]:.2f} ({m[5]} pairs) | {m[6]}: {cell(m[7])} |"
+                      for m in moved]
+            parts.append("")
     (OUT / "tables.md").write_text("\n".join(parts) + "\n")
     print("\n".join(parts))
 

@@ -11,7 +11,8 @@ comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import ExitReport, ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.adaptive_core.early_exit import ExitStep  # noqa: E402
 from adaptive_diffusion.adaptive_core.uncertainty import (adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
-                                                          pseudo_certainty, relative_exit_errors, time_features)
+                                                          pseudo_certainty, relative_exit_errors, time_features,
+                                                          token_sample)
 
 SIGMOID = {b: 1 / (1 + math.exp(-b)) for b in (-2.0, 0.0, 1.0, 3.0)}
 
@@ -148,6 +149,29 @@ def test_per_call_exits_where_the_previous_pass_was_certain_enough():
     run.end()
     assert run.previous == pytest.approx({0: SIGMOID[-2.0], 1: SIGMOID[1.0]})  # what this pass computed
     assert [s.blocks for s in run.finish().steps] == [4, 2]
+
+
+def test_per_call_certainties_batched_are_each_blocks_own():
+    torch.manual_seed(0)
+    heads = UncertaintyHeads(4, 8)
+    with torch.no_grad():
+        for p in heads.parameters():
+            p.normal_()
+    sigma = torch.tensor([0.7, 0.7])
+    terms = heads.time_terms(sigma)
+    # blocks of two shapes (Flux's double then single blocks), batched per shape
+    hiddens = [torch.randn(2, 5, 8), torch.randn(2, 5, 8), torch.randn(2, 9, 8)]
+    batched = heads.certainties([0, 2, 3], hiddens, terms, heads.stacked())
+    each = torch.stack([heads.certainty(b, h, terms) for b, h in zip([0, 2, 3], hiddens)])
+    assert torch.allclose(batched, each, atol=1e-6) and not torch.allclose(each[0], each[1])
+
+
+def test_token_sample_keeps_evenly_strided_tokens_as_a_copy():
+    hidden = torch.arange(2 * 10 * 1.0).reshape(2, 10, 1)
+    kept = token_sample(hidden, 4)
+    assert kept[0, :, 0].tolist() == [0.0, 3.0, 6.0, 9.0]
+    hidden.zero_()  # a later block writing in place must not change what was kept
+    assert kept.sum() > 0 and torch.equal(token_sample(hidden, 16), hidden)
 
 
 def test_non_finite_certainty_never_exits():
