@@ -85,32 +85,47 @@ class ExitRun:
     The adapter calls ``begin(σ)`` before each forward pass, ``after_block(i, hidden)`` after each
     evaluated block (True = the remaining blocks are skipped), and ``end()`` after the pass. The
     decision is one per pass for the whole batch (cond and uncond included), as in the reference.
-    ``needed[i]`` is the mean raw certainty that lets a pass exit after block i (inf: never there);
-    ``decide`` picks when certainties are read back (DECIDE).
+    ``needed[step][i]`` is the mean raw certainty that lets a pass of that step exit after block i
+    (inf: never there); ``decide`` picks when certainties are read back (DECIDE). Each pass reads
+    its σ back at ``begin`` (per_call: with the previous pass's certainties, in the same read).
     """
 
     def __init__(self, heads: UncertaintyHeads, needed, schedule, threshold: float, decide: str = "per_block"):
         if decide not in DECIDE:
             raise ValueError(f"decide must be one of {', '.join(DECIDE)}, got {decide!r}")
-        self.heads, self.needed, self.decide = heads, list(needed), decide
+        self.heads, self.needed, self.decide = heads, [list(row) for row in needed], decide
         self.tracker = StepTracker(schedule, lookahead=False)
         self.report = ExitReport(threshold, heads.blocks, len(self.tracker.schedule) - 1)
-        self.judged = [i for i, n in enumerate(self.needed[:-1]) if math.isfinite(n)]
+        if len(self.needed) != self.report.schedule_steps:
+            raise ValueError(f"needed has {len(self.needed)} steps, the schedule {self.report.schedule_steps}")
+        self.judged_at = [[i for i, n in enumerate(row[:-1]) if math.isfinite(n)] for row in self.needed]
         self.previous = {}  # per_call: the last pass's certainty per block
-        self.sigma, self.blocks, self.exited, self.exit_at, self.pending = None, 0, False, None, []
-        self.time_terms = None  # the heads' σ terms for the pass in progress
+        self.unread = None  # per_call: (blocks, certainties on the device) of the last pass, read at the next begin
+        self.blocks, self.exited, self.exit_at, self.pending = 0, False, None, []
+        self.step, self.judged, self.time_terms = 0, [], None  # the pass in progress: its step, blocks judged, σ terms
         with torch.no_grad():
             self.stacked = heads.stacked() if decide == "per_call" else None
 
     @property
     def enabled(self):
-        return bool(self.judged)
+        return any(self.judged_at)
 
     def begin(self, sigma: torch.Tensor):
-        self.sigma, self.blocks, self.exited, self.pending = sigma, 0, False, []
+        self.blocks, self.exited, self.pending = 0, False, []
+        probes = [sigma.flatten()[:1].float()]
+        if self.unread is not None:
+            probes.append(self.unread[1].nan_to_num(-math.inf).to(sigma.device))
+        read = torch.cat(probes).tolist()
+        if self.unread is not None:
+            self.previous, self.unread = dict(zip(self.unread[0], read[1:])), None
+        self.step, starts = self.tracker.locate(read[0])
+        if starts or not self.report.steps:
+            self.report.steps.append(ExitStep(self.step, read[0]))
+        self.judged = self.judged_at[self.step]
         with torch.no_grad():
             self.time_terms = self.heads.time_terms(sigma) if self.judged else None
-        self.exit_at = next((i for i in self.judged if self.previous.get(i, -math.inf) >= self.needed[i]), None)
+        needed = self.needed[self.step]
+        self.exit_at = next((i for i in self.judged if self.previous.get(i, -math.inf) >= needed[i]), None)
 
     def after_block(self, block: int, hidden: torch.Tensor) -> bool:
         self.blocks += 1
@@ -122,19 +137,14 @@ class ExitRun:
             return self.exited
         with torch.no_grad():  # sampling never trains the heads
             certainty = self.heads.certainty(block, hidden, self.time_terms)
-        self.exited = float(certainty) >= self.needed[block]  # one read; NaN never exits
+        self.exited = float(certainty) >= self.needed[self.step][block]  # one read; NaN never exits
         return self.exited
 
     def end(self):
         if self.pending:
             blocks, hiddens = zip(*self.pending)
             with torch.no_grad():
-                certainties = self.heads.certainties(blocks, hiddens, self.time_terms, self.stacked)
-            self.previous = dict(zip(blocks, certainties.nan_to_num(-math.inf).tolist()))
-        sigma = float(self.sigma.flatten()[0])
-        step, starts = self.tracker.locate(sigma)
-        if starts or not self.report.steps:
-            self.report.steps.append(ExitStep(step, sigma))
+                self.unread = blocks, self.heads.certainties(blocks, hiddens, self.time_terms, self.stacked)
         record = self.report.steps[-1]
         record.calls += 1
         record.blocks += self.blocks

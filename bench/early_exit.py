@@ -35,14 +35,15 @@ import plot  # noqa: E402
 from adaptive_diffusion.adaptive_core import ErrorControlConfig  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
-from adaptive_diffusion.nodes.early_exit import AdaptiveDiffusionEarlyExit, exit_holder_of, patch_early_exit  # noqa: E402
+from adaptive_diffusion.nodes.early_exit import (AdaptiveDiffusionEarlyExit, exit_holder_of, patch_early_exit,  # noqa: E402
+                                                  same_every_step)  # noqa: E402
 from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
 
 OUT = harness.REPO / "docs" / "bench" / "early_exit"
 SAMPLER, STEPS = "euler", 50
 JOINT, HEADS = "demo_wan21_uem.safetensors", "demo_wan21_uem_heads.safetensors"
-THRESHOLDS = [0.99, 0.97, 0.95, 0.9, 0.85, 0.8]
+THRESHOLDS = [0.995, 0.99, 0.985, 0.98, 0.97, 0.95, 0.9]
 TOLERANCES = [0.003, 0.005, 0.008]
 PAIRS = [(p, s) for p in demo_space.PROMPTS for s in range(6)]
 
@@ -56,7 +57,7 @@ def never_exiting(model, decide):
     ``decide`` None: the block patches with no head to compute (no block can reach the threshold)."""
     heads, _, _ = load_sidecar(BUNDLED / HEADS)
     needed = [math.inf if decide is None else 1.0] * heads.blocks
-    return patch_early_exit(model, heads, needed, 1.0, decide or "per_block")
+    return patch_early_exit(model, heads, same_every_step(needed), 1.0, decide or "per_block")
 
 
 def overhead(bench):
@@ -68,12 +69,12 @@ def overhead(bench):
 def configurations(model):
     out = [("original", "", model)]
     out += [("exit (data-free heads, per block)", f"q={t}", early_exit(model, HEADS, t)) for t in THRESHOLDS]
-    out += [("exit (data-free heads, per call)", f"q={t}", early_exit(model, HEADS, t, "per_call")) for t in THRESHOLDS[1::2]]
-    out += [("exit (joint heads, per block)", f"q={t}", early_exit(model, JOINT, t)) for t in THRESHOLDS[1::2]]
+    out += [("exit (data-free heads, per call)", f"q={t}", early_exit(model, HEADS, t, "per_call")) for t in THRESHOLDS[1:5]]
+    out += [("exit (joint heads, per block)", f"q={t}", early_exit(model, JOINT, t)) for t in THRESHOLDS[1:5]]
     out += [("step skipping (default)", f"tol={t}", methods.ours(model, t)) for t in TOLERANCES]
     out += [("exit + step skipping", f"q={q} tol={t}", patch_model(early_exit(model, HEADS, q),
                                                                   ErrorControlConfig(t))[0])
-            for q in (0.97, 0.9) for t in TOLERANCES]
+            for q in (0.99, 0.985, 0.98) for t in TOLERANCES]
     return out
 
 

@@ -17,7 +17,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import ExitReport, ExitRun
 from ..adaptive_core.early_exit import DECIDE
-from ..adaptive_core.uncertainty import certainty_needed
+from ..adaptive_core.uncertainty import needed_per_step
 from ..maps import render_layer_map
 from .exits import SUPPORTED, hidden_of, layout_of, passthrough
 from .run_scope import SharedHolder, attach, holder_on
@@ -30,14 +30,21 @@ RECOMMENDED_BY_SIDECAR = -1.0
 
 
 def thresholds(metadata, blocks, threshold):
-    """The widget's value (-1: the sidecar's recommendation) and the raw certainty each block needs.
-    A calibrated sidecar maps the value q to a target relative error 1 - q of the exit's output
-    against the full model's; an uncalibrated one compares q with the raw certainty directly."""
+    """The widget's value (-1: the sidecar's recommendation) and a function of the run's schedule
+    giving, per step, the raw certainty each block needs. A calibrated sidecar maps the value q to
+    a target relative error 1 - q of the exit's output against the full model's, at a step of the
+    run's mean size (needed_per_step); an uncalibrated one compares q with the raw certainty."""
     if threshold == RECOMMENDED_BY_SIDECAR:
         threshold = float(metadata.get("recommended_threshold", RECOMMENDED))
     if "calibration" not in metadata:
-        return threshold, [threshold if threshold <= 1 else float("inf")] * blocks
-    return threshold, certainty_needed(json.loads(metadata["calibration"]), 1 - threshold)
+        return threshold, same_every_step([threshold if threshold <= 1 else float("inf")] * blocks)
+    knots = json.loads(metadata["calibration"])
+    return threshold, lambda schedule: needed_per_step(knots, 1 - threshold, schedule)
+
+
+def same_every_step(needed):
+    """``needed`` (per block) at every step of the run, as patch_early_exit takes it."""
+    return lambda schedule: [list(needed)] * (len(schedule) - 1)
 
 
 class EarlyExitHolder(SharedHolder):
@@ -46,7 +53,8 @@ class EarlyExitHolder(SharedHolder):
 
     def start_run(self, guider, sigmas, sampler, options) -> ExitRun:
         self.heads.to(guider.model_patcher.load_device)
-        return ExitRun(self.heads, self.needed, sigmas.tolist(), self.threshold, self.decide)
+        schedule = sigmas.tolist()
+        return ExitRun(self.heads, self.needed(schedule), schedule, self.threshold, self.decide)
 
 
 class BlockExit:
@@ -64,7 +72,8 @@ class BlockExit:
 
 
 def patch_early_exit(model, heads, needed, threshold, decide="per_block", backbone=None):
-    """A clone of ``model`` with early exit; ``needed``: each block's raw certainty threshold;
+    """A clone of ``model`` with early exit; ``needed``: the run's schedule -> per step, each block's
+    raw certainty threshold (thresholds, same_every_step);
     ``backbone`` (a full fine-tune's weights) replaces the model's own."""
     layout = layout_of(model.get_model_object("diffusion_model"))
     if layout.blocks != heads.blocks:

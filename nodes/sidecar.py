@@ -38,7 +38,7 @@ def fingerprint(diffusion_model):
 
 
 # what Apply AdaDiff Early Exit uses when its threshold is left at -1, unless the sidecar says otherwise
-RECOMMENDED = 0.97
+RECOMMENDED = 0.98
 
 
 def calibrated(info, certainties, exit_outputs, recommended=RECOMMENDED):

@@ -16,7 +16,7 @@ import tiny_models
 from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import (AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,  # noqa: E402
-                                                 exit_holder_of, patch_early_exit)
+                                                 exit_holder_of, patch_early_exit, same_every_step)
 from adaptive_diffusion.nodes.exits import layout_of  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import check_matches, fingerprint, load_sidecar, save_sidecar  # noqa: E402
 
@@ -47,7 +47,7 @@ def exit_after(model, block):
     with torch.no_grad():
         for i, layer in enumerate(heads.token):
             layer.bias.fill_(20.0 if i == block else -20.0)
-    return heads, [0.9] * heads.blocks
+    return heads, same_every_step([0.9] * heads.blocks)
 
 
 class BlockCounter:
@@ -90,7 +90,7 @@ def test_exit_fires_and_later_blocks_are_not_executed(exit_families, family):
 def test_no_reachable_threshold_is_bit_identical_to_no_exit(exit_families, family):
     model = exit_families[family]
     heads, _ = exit_after(model, 0)
-    patched = patch_early_exit(model.patcher, heads, [math.inf] * heads.blocks, 1.01)
+    patched = patch_early_exit(model.patcher, heads, same_every_step([math.inf] * heads.blocks), 1.01)
     samples, counts = counted(model, patched, steps=4)
     assert torch.equal(samples, stock(model, steps=4)) and counts == [4] * len(counts)
 
@@ -107,8 +107,9 @@ def test_per_call_decides_from_the_previous_pass_with_one_read_each(demo, monkey
     # the first pass knows no certainty yet and runs every block; each later one exits after block 0
     assert [s["mean_blocks"] for s in report.as_dict()["steps"]] == [len(counts), 1, 1, 1, 1]
     assert counts == [5] + [1] * (len(counts) - 1)
-    # one read per forward pass (the certainties it computed: every judged block, then block 0 only)
-    assert reads.count(len(counts) - 1) == 1 and reads.count(1) == 4
+    # the schedule once per run; then one read per forward pass: its σ, with the last pass's
+    # certainties (every judged block after the first pass, then block 0 only)
+    assert reads == [6, 1, len(counts)] + [2] * 3
 
 
 @pytest.mark.parametrize("name", ["CausalWanModel", "NextDiT", "HiDreamImageTransformer2DModel"])

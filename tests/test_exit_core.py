@@ -17,6 +17,11 @@ from adaptive_diffusion.adaptive_core.uncertainty import (adadiff_loss, certaint
 SIGMOID = {b: 1 / (1 + math.exp(-b)) for b in (-2.0, 0.0, 1.0, 3.0)}
 
 
+def every_step(needed, schedule):
+    """``needed`` (per block) at each step of ``schedule``, as ExitRun takes it."""
+    return [needed] * (len(schedule) - 1)
+
+
 def heads_with(biases, hidden_size=2):
     """Heads whose certainty after block i is sigmoid(biases[i]) whatever the hidden state and σ."""
     heads = UncertaintyHeads(len(biases), hidden_size)
@@ -120,8 +125,8 @@ def test_calibration_never_promises_less_error_than_a_more_certain_bin():
 
 def test_per_block_exits_after_the_first_block_certain_enough():
     # certainties sigmoid(-2) ≈ 0.12, sigmoid(1) ≈ 0.73, sigmoid(3) ≈ 0.95 after blocks 0-2; block 3 is the last
-    run = ExitRun(heads_with([-2.0, 1.0, 3.0, 3.0]), [0.5, 0.9, 0.9, 0.0], [2.0, 1.0, 0.0], 0.9)
-    assert run.judged == [0, 1, 2]  # never after the last block, which is the full model
+    run = ExitRun(heads_with([-2.0, 1.0, 3.0, 3.0]), every_step([0.5, 0.9, 0.9, 0.0], [2.0, 1.0, 0.0]), [2.0, 1.0, 0.0], 0.9)
+    assert run.judged_at == [[0, 1, 2]] * 2  # never after the last block, which is the full model
     run.begin(torch.tensor([2.0]))
     hidden = torch.zeros(1, 3, 2)
     assert [run.after_block(i, hidden) for i in range(3)] == [False, False, True]
@@ -136,19 +141,21 @@ def test_per_block_exits_after_the_first_block_certain_enough():
 
 
 def test_per_call_exits_where_the_previous_pass_was_certain_enough():
-    run = ExitRun(heads_with([-2.0, 1.0, 3.0, 3.0]), [0.5, 0.7, 0.9, 0.0], [2.0, 1.0, 0.5, 0.0], 0.9, "per_call")
+    run = ExitRun(heads_with([-2.0, 1.0, 3.0, 3.0]), every_step([0.5, 0.7, 0.9, 0.0], [2.0, 1.0, 0.5, 0.0]), [2.0, 1.0, 0.5, 0.0], 0.9, "per_call")
     hidden = torch.zeros(1, 3, 2)
     run.begin(torch.tensor([2.0]))
     assert run.exit_at is None  # nothing known yet: the first pass runs every block
     assert [run.after_block(i, hidden) for i in range(4)] == [False] * 4
     run.end()
+    run.begin(torch.tensor([1.0]))  # reads the last pass's certainties with this pass's σ
     assert run.previous == pytest.approx({0: SIGMOID[-2.0], 1: SIGMOID[1.0], 2: SIGMOID[3.0]})
-    run.begin(torch.tensor([1.0]))
     assert run.exit_at == 1  # block 0's 0.12 < 0.5; block 1's 0.73 ≥ 0.7
     assert [run.after_block(i, hidden) for i in range(2)] == [False, True]
     run.end()
-    assert run.previous == pytest.approx({0: SIGMOID[-2.0], 1: SIGMOID[1.0]})  # what this pass computed
-    assert [s.blocks for s in run.finish().steps] == [4, 2]
+    run.begin(torch.tensor([0.5]))
+    assert run.previous == pytest.approx({0: SIGMOID[-2.0], 1: SIGMOID[1.0]})  # what that pass computed
+    run.end()
+    assert [s.blocks for s in run.finish().steps] == [4, 2, 0]  # no block ran in the last pass
 
 
 def test_per_call_certainties_batched_are_each_blocks_own():
@@ -175,7 +182,7 @@ def test_token_sample_keeps_evenly_strided_tokens_as_a_copy():
 
 
 def test_non_finite_certainty_never_exits():
-    run = ExitRun(heads_with([20.0, 20.0, 20.0], hidden_size=8), [0.9, 0.9, 0.9], [1.0, 0.5, 0.0], 0.9)
+    run = ExitRun(heads_with([20.0, 20.0, 20.0], hidden_size=8), every_step([0.9, 0.9, 0.9], [1.0, 0.5, 0.0]), [1.0, 0.5, 0.0], 0.9)
     run.begin(torch.tensor([1.0]))
     assert run.after_block(0, torch.full((1, 4, 8), float("nan"))) is False
     assert run.after_block(1, torch.ones(1, 4, 8)) is True
@@ -187,10 +194,10 @@ def test_non_finite_certainty_never_exits():
 
 
 def test_reports_say_why_nothing_exited():
-    unreachable = ExitRun(heads_with([3.0, 3.0]), [math.inf, 0.0], [1.0, 0.0], 2.0)
+    unreachable = ExitRun(heads_with([3.0, 3.0]), every_step([math.inf, 0.0], [1.0, 0.0]), [1.0, 0.0], 2.0)
     assert not unreachable.enabled
     assert unreachable.finish().notes == ["no exits: no block's certainty can reach the threshold"]
-    never = ExitRun(heads_with([0.0, 0.0]), [0.9, 0.0], [1.0, 0.0], 0.9)
+    never = ExitRun(heads_with([0.0, 0.0]), every_step([0.9, 0.0], [1.0, 0.0]), [1.0, 0.0], 0.9)
     never.begin(torch.tensor([1.0]))
     never.after_block(0, torch.zeros(1, 2, 2))
     never.after_block(1, torch.zeros(1, 2, 2))
@@ -224,7 +231,7 @@ def test_a_report_as_the_layer_map_node_returns_it():
 @pytest.mark.parametrize("decide", ["per_block", "per_call"])
 def test_a_certainty_exactly_at_the_threshold_exits(decide):
     exactly = float(torch.sigmoid(torch.tensor(1.0)))  # block 0's certainty on one token
-    run = ExitRun(heads_with([1.0, 0.0]), [exactly, 0.0], [2.0, 1.0, 0.0], 0.9, decide)
+    run = ExitRun(heads_with([1.0, 0.0]), every_step([exactly, 0.0], [2.0, 1.0, 0.0]), [2.0, 1.0, 0.0], 0.9, decide)
     one_token = torch.zeros(1, 1, 2)
     for sigma in (2.0, 1.0):
         run.begin(torch.tensor([sigma]))
@@ -234,20 +241,20 @@ def test_a_certainty_exactly_at_the_threshold_exits(decide):
 
 
 def test_a_block_without_a_threshold_is_never_judged():
-    run = ExitRun(heads_with([3.0, 3.0, 3.0]), [math.inf, 0.5, 0.0], [1.0, 0.0], 0.9)
+    run = ExitRun(heads_with([3.0, 3.0, 3.0]), every_step([math.inf, 0.5, 0.0], [1.0, 0.0]), [1.0, 0.0], 0.9)
     run.begin(torch.tensor([1.0]))
     assert run.after_block(0, torch.zeros(1, 2, 2)) is False and run.after_block(1, torch.zeros(1, 2, 2)) is True
 
 
 def test_an_unknown_decide_is_refused():
     with pytest.raises(ValueError, match=r"^decide must be one of per_block, per_call, got 'sometimes'$"):
-        ExitRun(heads_with([0.0]), [0.0], [1.0, 0.0], 0.9, "sometimes")
+        ExitRun(heads_with([0.0]), every_step([0.0], [1.0, 0.0]), [1.0, 0.0], 0.9, "sometimes")
 
 
 def test_passes_of_one_step_add_up_in_its_record():
     # cond and uncond in separate passes, or a second call of a multi-call sampler at the same σ;
     # block 0 is not judged, block 1 exits
-    run = ExitRun(heads_with([3.0, 3.0, 3.0]), [math.inf, 0.9, 0.0], [2.0, 1.0, 0.0], 0.9)
+    run = ExitRun(heads_with([3.0, 3.0, 3.0]), every_step([math.inf, 0.9, 0.0], [2.0, 1.0, 0.0]), [2.0, 1.0, 0.0], 0.9)
     for sigma in (2.0, 2.0, 1.0):
         run.begin(torch.tensor([sigma]))
         assert [run.after_block(i, torch.zeros(1, 2, 2)) for i in range(2)] == [False, True]
@@ -256,7 +263,7 @@ def test_passes_of_one_step_add_up_in_its_record():
 
 
 def test_per_call_never_exits_on_a_non_finite_certainty():
-    run = ExitRun(heads_with([20.0, 0.0], hidden_size=8), [0.9, 0.0], [2.0, 1.0, 0.0], 0.9, "per_call")
+    run = ExitRun(heads_with([20.0, 0.0], hidden_size=8), every_step([0.9, 0.0], [2.0, 1.0, 0.0]), [2.0, 1.0, 0.0], 0.9, "per_call")
     run.begin(torch.tensor([2.0]))
     run.after_block(0, torch.full((1, 4, 8), float("nan")))
     run.end()
