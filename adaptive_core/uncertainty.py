@@ -166,5 +166,6 @@ def needed_per_step(knots, target_error, schedule):
     spent where exiting is cheap, at the small steps, and sparingly at the large last ones."""
     sizes = [abs(s - s_next) / s if s > 0 else 0.0 for s, s_next in zip(schedule, schedule[1:])]
     mean = sum(sizes) / len(sizes) if sizes else 0.0
-    # a step that does not move the latent takes any exit
-    return [certainty_needed(knots, target_error * mean / size if size > 0 else math.inf) for size in sizes]
+    # a step that does not move the latent takes any exit, unless no exit is allowed at all
+    unmoved = math.inf if target_error > 0 else target_error
+    return [certainty_needed(knots, target_error * mean / size if size > 0 else unmoved) for size in sizes]

@@ -126,10 +126,12 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
                                        "scripts/), from models/adaptive_diffusion. A full fine-tune's sidecar "
                                        "also carries the tuned backbone weights, which replace the model's."),
                 io.Float.Input("threshold", default=RECOMMENDED_BY_SIDECAR, min=-1.0, max=2.0, step=0.005,
-                               tooltip="How close to the full model an exit must be expected to stay: 0.97 exits "
-                                       "once the heads predict the output within 3 % (relative error) of the full "
-                                       "model's, as calibrated for this sidecar. Lower exits earlier (faster, less "
-                                       "exact); above 1 never exits. -1: the value the sidecar recommends."),
+                               tooltip="How close to the full model an exit must be expected to stay: 0.98 exits "
+                                       "once the heads predict the output within 2 % (relative error) of the full "
+                                       "model's at a step of the run's mean size, as calibrated for this sidecar; "
+                                       "a step half that size may be off twice as much (it moves the picture half "
+                                       "as far), a step twice that size half as much. Lower exits earlier (faster, "
+                                       "less exact); above 1 never exits. -1: the value the sidecar recommends."),
                 io.Combo.Input("decide", options=list(DECIDE), default="per_block", optional=True,
                                tooltip="per_block: judge after every block, reading its certainty back (the paper; "
                                        "one device sync per block). per_call: choose each forward pass's exit block "

@@ -11,6 +11,7 @@ comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import ExitReport, ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.adaptive_core.early_exit import ExitStep  # noqa: E402
 from adaptive_diffusion.adaptive_core.uncertainty import (adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
+                                                          needed_per_step,
                                                           pseudo_certainty, relative_exit_errors, time_features,
                                                           token_sample)
 
@@ -121,6 +122,19 @@ def test_calibration_never_promises_less_error_than_a_more_certain_bin():
     assert certainty_needed([table], 0.8) == pytest.approx([0.15])  # the least certain bin is good enough
     assert certainty_needed([table], 0.25) == pytest.approx([0.35])  # exactly a knot's error
     assert certainty_needed([table], 0.01) == [math.inf]  # nothing seen promises it
+
+
+def test_each_step_may_put_the_same_error_into_the_latent():
+    # one block; the expected exit error falls linearly from 0.4 at certainty 0 to 0 at certainty 1
+    knots = [[(0.0, 0.4), (1.0, 0.0)]]
+    # relative step sizes |σ - σ'|/σ: 0.1, 0.5, 1 (the last step lands on 0); mean 1.6/3
+    needed = needed_per_step(knots, 0.03, [10.0, 9.0, 4.5, 0.0])
+    targets = [0.03 * (1.6 / 3) / size for size in (0.1, 0.5, 1.0)]
+    assert [row[0] for row in needed] == pytest.approx([1 - t / 0.4 for t in targets])
+    assert needed[0][0] < needed[1][0] < needed[2][0]  # the small first step exits most easily
+    # a step that does not move takes any exit, unless no exit may happen anywhere (threshold > 1)
+    assert needed_per_step(knots, 0.03, [2.0, 2.0, 1.0, 0.0])[0] == [0.0]
+    assert needed_per_step(knots, -0.01, [2.0, 2.0, 1.0, 0.0]) == [[math.inf]] * 3
 
 
 def test_per_block_exits_after_the_first_block_certain_enough():
