@@ -52,18 +52,23 @@ def early_exit(model, sidecar, threshold, decide="per_block"):
     return AdaptiveDiffusionEarlyExit.execute(model, sidecar, threshold, decide).result[0]
 
 
-def never_exiting(model, decide):
+# the arms of the overhead measurement: name, and decide (None: no head computed, see never_exiting)
+OVERHEAD_ARMS = (("patches only", None), ("per_block", "per_block"), ("per_call", "per_call"))
+
+
+def never_exiting(model, heads, decide):
     """Every head computed after every block, never certain enough: the heads' cost alone;
-    ``decide`` None: the block patches with no head to compute (no block can reach the threshold)."""
-    heads, _, _ = load_sidecar(BUNDLED / HEADS)
+    ``decide`` None: the block patches with no head to compute (no block can reach the threshold).
+    The heads must stay below certainty 1 (the bundled ones, or zero heads at 0.5)."""
     needed = [math.inf if decide is None else 1.0] * heads.blocks
     return patch_early_exit(model, heads, same_every_step(needed), 1.0, decide or "per_block")
 
 
 def overhead(bench):
     """Wall time when nothing exits over the original model's, minus one."""
-    return {name: wall_ratio(bench, never_exiting(bench.model, decide), bench.model, repeats=21) - 1
-            for name, decide in (("patches only", None), ("per_block", "per_block"), ("per_call", "per_call"))}
+    heads, _, _ = load_sidecar(BUNDLED / HEADS)
+    return {name: wall_ratio(bench, never_exiting(bench.model, heads, decide), bench.model, repeats=21) - 1
+            for name, decide in OVERHEAD_ARMS}
 
 
 def configurations(model):

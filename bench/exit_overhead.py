@@ -15,7 +15,6 @@ Writes docs/bench/early_exit/overhead_wide.json.
 """
 import argparse
 import json
-import math
 import pathlib
 import statistics
 import sys
@@ -26,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402  (imports ComfyUI and this extension)
+import early_exit  # noqa: E402
 import comfy.ldm.wan.model  # noqa: E402
 import comfy.ops  # noqa: E402
 import comfy.sd  # noqa: E402
@@ -33,7 +33,6 @@ import nodes  # noqa: E402
 import safetensors.torch  # noqa: E402
 
 from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
-from adaptive_diffusion.nodes.early_exit import patch_early_exit, same_every_step  # noqa: E402
 
 OUT = harness.REPO / "docs" / "bench" / "early_exit"
 WIDTH = {"dim": 1536, "ffn_dim": 8960, "num_heads": 12}  # Wan 2.1 T2V 1.3B
@@ -50,14 +49,6 @@ def wide_wan(blocks, directory):
     return comfy.sd.load_diffusion_model(str(path))
 
 
-def never_exiting(model, blocks, decide):
-    """Zero heads (certainty 0.5 everywhere) that must reach 1: every head computed, none exits;
-    ``decide`` None: no block can exit, so no head is computed and only the patches run."""
-    needed = [math.inf if decide is None else 1.0] * blocks
-    return patch_early_exit(model, UncertaintyHeads(blocks, WIDTH["dim"]), same_every_step(needed), 1.0,
-                            decide or "per_block")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--blocks", type=int, default=2)
@@ -68,8 +59,9 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         model = wide_wan(args.blocks, directory)
     context = [[torch.randn((1, 512, 4096), generator=torch.Generator().manual_seed(1)) * 0.1, {}]]
-    arms = {"original": model, **{name: never_exiting(model, args.blocks, decide) for name, decide in
-                                  (("patches only", None), ("per_block", "per_block"), ("per_call", "per_call"))}}
+    heads = UncertaintyHeads(args.blocks, WIDTH["dim"])  # zero weights: certainty 0.5 everywhere
+    arms = {"original": model, **{name: early_exit.never_exiting(model, heads, decide)
+                                  for name, decide in early_exit.OVERHEAD_ARMS}}
     times = {name: [] for name in arms}
     for repeat in range(args.repeats + 1):  # the first round loads the model and is not counted
         for name, patcher in arms.items():
