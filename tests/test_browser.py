@@ -59,6 +59,8 @@ def page(server, request):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        # a returning user has closed the "Nodes 2.0" banner, which slides in over the canvas's top
+        page.add_init_script("localStorage.setItem('vueNodesBannerDismissed', 'true')")
         page.goto(server.url)
         page.wait_for_function("window.app && window.app.rootGraph && window.app.extensions"
                                " && window.app.extensions.some((e) => e.name === 'AdaptiveDiffusion.SkipMap')",
@@ -72,7 +74,7 @@ def page(server, request):
 
 def open_node_search(page):
     """Double-click on the empty canvas, as a user does, once the canvas is laid out and nothing
-    (a notice, a dialog) lies over the point clicked; one double-click must then open the search."""
+    (a notice, a dialog) lies over the point clicked; the node search must then open."""
     canvas = page.locator("#graph-canvas")
     page.keyboard.press("Escape")
     page.wait_for_function("""() => {
@@ -81,14 +83,25 @@ def open_node_search(page):
         return box && box.width > 600 && box.height > 500 && window.app.canvas.graph === window.app.rootGraph
             && document.elementFromPoint(box.left + 500, box.top + 400) === canvas;
     }""", timeout=60_000)
-    canvas.dblclick(position={"x": 500, "y": 400})
-    search = page.get_by_role("combobox").or_(page.locator("input[placeholder*='Search']")).first
-    try:
-        search.wait_for(timeout=30_000)
-    except PlaywrightTimeoutError:
-        page.screenshot(path=str(ARTIFACTS / "node_search_did_not_open.png"))
-        raise AssertionError("a double-click on the free canvas did not open the node search")
-    return search
+    # the search box of frontend 1.32 and the redesigned one of 1.49, never a hidden input elsewhere
+    search = page.get_by_role("combobox").or_(page.locator("input[placeholder*='Search']")).filter(visible=True).first
+    # On a loaded 2-core machine the renderer can stall between the two clicks, which the canvas
+    # then reads as two single clicks; the user double-clicks again, and so does the test, once.
+    for wait in (10_000, 30_000):
+        canvas.dblclick(position={"x": 500, "y": 400})
+        try:
+            search.wait_for(timeout=wait)
+            return search
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    page.screenshot(path=str(ARTIFACTS / "node_search_did_not_open.png"))
+    at_point = page.evaluate("""() => {
+        const box = document.querySelector('#graph-canvas').getBoundingClientRect();
+        const hit = document.elementFromPoint(box.left + 500, box.top + 400);
+        return hit ? hit.outerHTML.slice(0, 200) : 'nothing';
+    }""")
+    raise AssertionError(f"two double-clicks on the free canvas did not open the node search; at the point: {at_point}"
+                         f" (screenshot {ARTIFACTS / 'node_search_did_not_open.png'})")
 
 
 def test_node_search_adds_the_adaptive_sampler(page):
