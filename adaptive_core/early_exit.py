@@ -7,7 +7,7 @@ import torch
 
 from .interfaces import RunStatus
 from .steps import StepTracker
-from .uncertainty import UncertaintyHeads, token_sample
+from .uncertainty import Readout, UncertaintyHeads, token_sample
 
 
 @dataclasses.dataclass
@@ -93,7 +93,7 @@ class ExitRun:
     def __init__(self, heads: UncertaintyHeads, needed, schedule, threshold: float, decide: str = "per_block"):
         if decide not in DECIDE:
             raise ValueError(f"decide must be one of {', '.join(DECIDE)}, got {decide!r}")
-        self.heads, self.needed, self.decide = heads, [list(row) for row in needed], decide
+        self.needed, self.decide = [list(row) for row in needed], decide
         self.tracker = StepTracker(schedule, lookahead=False)
         self.report = ExitReport(threshold, heads.blocks, len(self.tracker.schedule) - 1)
         if len(self.needed) != self.report.schedule_steps:
@@ -102,9 +102,8 @@ class ExitRun:
         self.previous = {}  # per_call: the last pass's certainty per block
         self.unread = None  # per_call: (blocks, certainties on the device) of the last pass, read at the next begin
         self.blocks, self.exited, self.exit_at, self.pending = 0, False, None, []
-        self.step, self.judged, self.time_terms = 0, [], None  # the pass in progress: its step, blocks judged, σ terms
-        with torch.no_grad():
-            self.stacked = heads.stacked() if decide == "per_call" else None
+        self.step, self.judged, self.offset = 0, [], None  # the pass in progress: its step, blocks judged, logit offsets
+        self.readout = Readout(heads, self.tracker.schedule)
 
     @property
     def enabled(self):
@@ -114,7 +113,7 @@ class ExitRun:
         self.blocks, self.exited, self.pending = 0, False, []
         probes = [sigma.flatten()[:1].float()]
         if self.unread is not None:
-            probes.append(self.unread[1].nan_to_num(-math.inf).to(sigma.device))
+            probes.append(self.unread[1].to(sigma.device))
         read = torch.cat(probes).tolist()
         if self.unread is not None:
             self.previous, self.unread = dict(zip(self.unread[0], read[1:])), None
@@ -122,9 +121,8 @@ class ExitRun:
         if starts or not self.report.steps:
             self.report.steps.append(ExitStep(self.step, read[0]))
         self.judged = self.judged_at[self.step]
-        with torch.no_grad():
-            self.time_terms = self.heads.time_terms(sigma) if self.judged else None
-        needed = self.needed[self.step]
+        self.offset = self.readout.offset_at(read[0], sigma) if self.judged else None
+        needed = self.needed[self.step]  # a NaN certainty compares False: never exits
         self.exit_at = next((i for i in self.judged if self.previous.get(i, -math.inf) >= needed[i]), None)
 
     def after_block(self, block: int, hidden: torch.Tensor) -> bool:
@@ -135,16 +133,14 @@ class ExitRun:
             self.pending.append((block, token_sample(hidden, TOKENS_KEPT)))
             self.exited = block == self.exit_at
             return self.exited
-        with torch.no_grad():  # sampling never trains the heads
-            certainty = self.heads.certainty(block, hidden, self.time_terms)
+        certainty = self.readout.certainty(block, hidden, self.offset)
         self.exited = float(certainty) >= self.needed[self.step][block]  # one read; NaN never exits
         return self.exited
 
     def end(self):
         if self.pending:
             blocks, hiddens = zip(*self.pending)
-            with torch.no_grad():
-                self.unread = blocks, self.heads.certainties(blocks, hiddens, self.time_terms, self.stacked)
+            self.unread = self.readout.certainties(blocks, hiddens, self.offset)
         record = self.report.steps[-1]
         record.calls += 1
         record.blocks += self.blocks

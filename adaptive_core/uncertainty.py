@@ -46,42 +46,68 @@ class UncertaintyHeads(nn.Module):
         normed = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
         return torch.sigmoid(self.token[block](normed).squeeze(-1) + time)
 
-    def time_terms(self, sigma: torch.Tensor) -> torch.Tensor:
-        """Every block's σ term, (blocks, batch, 1): one small product per forward pass instead of
-        the features and a linear layer again after every block (a few % of a small model's time)."""
-        weights = torch.stack([layer.weight[0] for layer in self.time])
-        return (weights @ time_features(sigma).to(weights.device).T)[..., None]
 
-    def certainty(self, block, hidden, time_terms) -> torch.Tensor:
-        """The exit decision's input: mean certainty over tokens and the whole batch (0-dim)."""
-        return self.per_token(block, hidden, time_terms[block]).mean()
+class Readout:
+    """The heads as sampling reads them, for one run: the weights stacked once, and each block's
+    logit offset (bias + σ term) for every σ of the run's schedule in one product, so that a
+    forward pass looks a column up instead of computing features and a small product again (on a
+    small model each torch call costs more than its arithmetic). Indices live on the heads' device:
+    indexing a GPU tensor with a Python list copies the list over and waits for the GPU. Sampling
+    never trains the heads: every method runs without autograd."""
 
-    def stacked(self):
-        """Every block's token weights and bias, (blocks, hidden) and (blocks,), for ``certainties``."""
-        return (torch.stack([layer.weight[0] for layer in self.token]),
-                torch.stack([layer.bias[0] for layer in self.token]))
+    @torch.no_grad()
+    def __init__(self, heads: UncertaintyHeads, schedule):
+        self.weight = torch.stack([layer.weight[0] for layer in heads.token])
+        self.bias = torch.stack([layer.bias[0] for layer in heads.token])[:, None]
+        self.time = torch.stack([layer.weight[0] for layer in heads.time])
+        self.rows = list(self.weight[:, None])  # block i's weight as (1, hidden), for F.linear
+        self.table = self.offsets(torch.tensor(schedule))
+        self.columns = {sigma: n for n, sigma in enumerate(schedule)}
+        self.gathered = {}  # blocks of one hidden-state shape -> their index and stacked weights
 
-    def certainties(self, blocks, hiddens, time_terms, stacked) -> torch.Tensor:
-        """``certainty`` of several blocks, (len(blocks),): one batched product per hidden-state
-        shape instead of a handful of small ones per block, which on a small model cost more than
-        the products themselves. ``stacked``: what ``stacked()`` returned."""
-        weight, bias = stacked
-        out = torch.empty(len(blocks), device=time_terms.device)
+    def offsets(self, sigma):
+        """Each block's logit offset at each σ, (blocks, len(σ))."""
+        return self.bias + self.time @ time_features(sigma.to(self.time.device)).T
+
+    @torch.no_grad()
+    def offset_at(self, value: float, sigma: torch.Tensor):
+        """The offsets, (blocks, 1), of a forward pass at σ (``value``: its first element, read
+        back already): the whole batch at that σ, as the pass's one decision is."""
+        n = self.columns.get(value)
+        return self.table[:, n:n + 1] if n is not None else self.offsets(sigma.flatten()[:1])
+
+    @torch.no_grad()
+    def certainty(self, block, hidden, offset) -> torch.Tensor:
+        """The exit decision's input: the mean certainty over tokens and the whole batch (0-dim)."""
+        normed = nn.functional.layer_norm(hidden.float(), hidden.shape[-1:])
+        return torch.sigmoid(nn.functional.linear(normed, self.rows[block], offset[block])).mean()
+
+    @torch.no_grad()
+    def certainties(self, blocks, hiddens, offset):
+        """``certainty`` of several blocks: (the blocks in the order of the values, (len(blocks),)).
+        One batched product per hidden-state shape instead of a handful of small ones per block."""
         groups = {}
-        for n, hidden in enumerate(hiddens):
-            groups.setdefault(hidden.shape, []).append(n)
+        for block, hidden in zip(blocks, hiddens):
+            groups.setdefault(hidden.shape, []).append((block, hidden))
+        order, values = [], []
         for shape, members in groups.items():
-            index = [blocks[n] for n in members]
-            normed = nn.functional.layer_norm(torch.stack([hiddens[n] for n in members]).float(), shape[-1:])
-            logits = torch.einsum("nbtd,nd->nbt", normed, weight[index]) + (bias[index, None, None] + time_terms[index])
-            out[members] = torch.sigmoid(logits).mean((1, 2))
-        return out
+            group = tuple(block for block, _ in members)
+            if group not in self.gathered:
+                index = torch.tensor(group, device=self.weight.device)
+                self.gathered[group] = index, self.weight.index_select(0, index)[..., None]
+            index, weight = self.gathered[group]
+            normed = nn.functional.layer_norm(torch.stack([h for _, h in members]).float(), shape[-1:])
+            logits = normed.flatten(1, 2) @ weight + offset.index_select(0, index)[..., None]
+            values.append(torch.sigmoid(logits).mean((1, 2)))
+            order.extend(group)
+        return order, values[0] if len(values) == 1 else torch.cat(values)
 
 
 def token_sample(hidden: torch.Tensor, kept: int) -> torch.Tensor:
     """A copy of at most about ``kept`` evenly strided tokens of (batch, tokens, dim): enough for a
     mean certainty, and small enough to hold every block's until the pass ends."""
-    return hidden[:, ::math.ceil(hidden.shape[1] / kept)].clone()
+    stride = math.ceil(hidden.shape[1] / kept)
+    return (hidden[:, ::stride] if stride > 1 else hidden).clone()
 
 
 def pseudo_certainty(exit_output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ the same prompt and seed (PSNR, SSIM of the decoded pictures) and against the da
 distance of a small classifier's features (bench/classifier.py, trained here on the demo data set)
 between 48 samples and 512 data pictures, and the share of samples it recognises as their prompt.
 Compute counts transformer blocks (embeddings and the output head, a few % of a block here, are
-left out) times network calls. Wall time: interleaved repeats, medians. Writes
+left out) times network calls. Wall time: the median over repeats of each run's time over the
+original model's in the same repeat (wall_ratios). Writes
 docs/bench/early_exit/{runs.csv,summary.json,tables.md,tradeoff.png}.
 """
 import csv
@@ -67,8 +68,9 @@ def never_exiting(model, heads, decide):
 def overhead(bench):
     """Wall time when nothing exits over the original model's, minus one."""
     heads, _, _ = load_sidecar(BUNDLED / HEADS)
-    return {name: wall_ratio(bench, never_exiting(bench.model, heads, decide), bench.model, repeats=21) - 1
-            for name, decide in OVERHEAD_ARMS}
+    arms = {name: never_exiting(bench.model, heads, decide) for name, decide in OVERHEAD_ARMS}
+    _, ratios = wall_ratios(sample_one(bench), bench.model, arms, repeats=21)
+    return {name: ratio - 1 for name, ratio in ratios.items()}
 
 
 def configurations(model):
@@ -83,13 +85,26 @@ def configurations(model):
     return out
 
 
-def wall_ratio(bench, patcher, reference, repeats=5):
-    """Median wall time of this configuration over its reference's, interleaved on one pair."""
-    times = {id(patcher): [], id(reference): []}
-    for _ in range(repeats):
-        for p in (reference, patcher):
-            times[id(p)].append(bench.sample(p, demo_space.PROMPTS[0], 0, SAMPLER, STEPS)[2])
-    return statistics.median(times[id(patcher)]) / statistics.median(times[id(reference)])
+def wall_ratios(run, reference, arms, repeats):
+    """(the reference's median seconds, per arm the median over repeats of its wall time over the
+    reference's in the same repeat). Each repeat runs the reference and every arm once, in an order
+    rotated per repeat, so that no arm always runs first or after the same one; one uncounted round
+    first loads the models."""
+    order = [(None, reference), *arms.items()]
+    seconds = {name: [] for name, _ in order}
+    for repeat in range(repeats + 1):
+        shift = repeat % len(order)
+        for name, patcher in order[shift:] + order[:shift]:
+            start = time.perf_counter()
+            run(patcher)
+            if repeat:
+                seconds[name].append(time.perf_counter() - start)
+    return statistics.median(seconds[None]), {
+        name: statistics.median(t / r for t, r in zip(seconds[name], seconds[None])) for name in arms}
+
+
+def sample_one(bench):
+    return lambda patcher: bench.sample(patcher, demo_space.PROMPTS[0], 0, SAMPLER, STEPS)
 
 
 def main():
@@ -140,7 +155,7 @@ def main():
               f"PSNR {summary_row['psnr']:.2f} FD {summary_row['fd_data']:.3f} ({time.time() - started:.0f}s)", flush=True)
 
     for s, (_, _, patcher) in zip(summary, configs):
-        s["wall_ratio"] = wall_ratio(bench, patcher, bench.model)
+        s["wall_ratio"] = wall_ratios(sample_one(bench), bench.model, {"this": patcher}, repeats=5)[1]["this"]
     with open(OUT / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -163,7 +178,8 @@ def write_tables(results, started):
         lines.append(f"| {s['method']} | {s['params']} | {100 * s['block_fraction']:.1f}% | "
                      f"{s['compute']:.3f} ({1 / s['compute']:.2f}x less) | {s['wall_ratio']:.3f} | {s['psnr']:.2f} | "
                      f"{s['ssim']:.4f} | {s['fd_data']:.3f} | {100 * s['recognised']:.0f}% |")
-    lines += ["", "Overhead when nothing exits (wall time vs the original model, 21 interleaved repeats, medians; "
+    lines += ["", "Overhead when nothing exits (wall time over the original model's in the same repeat, order rotated, "
+              "median of 21 repeats; "
               "patches only: the block patches with no head to compute; per_block / per_call: every head computed, "
               "no certainty enough): " + ", ".join(f"{k} {100 * v:+.1f} %"
                                                    for k, v in results["overhead_nothing_exits"].items()), ""]

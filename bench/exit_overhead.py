@@ -7,7 +7,7 @@ of its 30, since the heads' share per block does not depend on the depth), rando
 and read back through ComfyUI's own loader, one 480x832 frame (1560 tokens), a 512-token text
 context, euler, cfg 1 (one pass per step). Arms as in bench/early_exit.py: the block patches alone
 (no head to compute), per_block and per_call with every head computed and never certain enough;
-interleaved repeats, medians, against the unpatched model.
+per repeat against the unpatched model in the same repeat, medians (early_exit.wall_ratios).
 
     .runtime/0.33.0/venv/bin/python bench/exit_overhead.py [--blocks 2 --steps 3 --repeats 5]
 
@@ -16,7 +16,6 @@ Writes docs/bench/early_exit/overhead_wide.json.
 import argparse
 import json
 import pathlib
-import statistics
 import sys
 import tempfile
 import time
@@ -60,21 +59,14 @@ def main():
         model = wide_wan(args.blocks, directory)
     context = [[torch.randn((1, 512, 4096), generator=torch.Generator().manual_seed(1)) * 0.1, {}]]
     heads = UncertaintyHeads(args.blocks, WIDTH["dim"])  # zero weights: certainty 0.5 everywhere
-    arms = {"original": model, **{name: early_exit.never_exiting(model, heads, decide)
-                                  for name, decide in early_exit.OVERHEAD_ARMS}}
-    times = {name: [] for name in arms}
-    for repeat in range(args.repeats + 1):  # the first round loads the model and is not counted
-        for name, patcher in arms.items():
-            start = time.perf_counter()
-            nodes.common_ksampler(patcher, 0, args.steps, 1.0, "euler", "simple", context, context,
-                                  {"samples": torch.zeros(LATENT)})
-            if repeat:
-                times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["original"])
+    arms = {name: early_exit.never_exiting(model, heads, decide) for name, decide in early_exit.OVERHEAD_ARMS}
+    base, ratios = early_exit.wall_ratios(
+        lambda patcher: nodes.common_ksampler(patcher, 0, args.steps, 1.0, "euler", "simple", context, context,
+                                              {"samples": torch.zeros(LATENT)}), model, arms, args.repeats)
     result = {"model": f"Wan 2.1 architecture at 1.3B width {WIDTH}, {args.blocks} blocks", "latent": LATENT,
               "steps": args.steps, "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
               "seconds_per_pass_original": base / args.steps,
-              "overhead": {name: statistics.median(t) / base - 1 for name, t in times.items() if name != "original"},
+              "overhead": {name: ratio - 1 for name, ratio in ratios.items()},
               "seconds": time.time() - started}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "overhead_wide.json").write_text(json.dumps(result, indent=1))

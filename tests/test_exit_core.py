@@ -10,7 +10,7 @@ import comfy_runtime
 comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import ExitReport, ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.adaptive_core.early_exit import ExitStep  # noqa: E402
-from adaptive_diffusion.adaptive_core.uncertainty import (adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
+from adaptive_diffusion.adaptive_core.uncertainty import (Readout, adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
                                                           needed_per_step,
                                                           pseudo_certainty, relative_exit_errors, time_features,
                                                           token_sample)
@@ -56,9 +56,11 @@ def test_head_reads_the_layer_normed_token_and_the_time_term():
     sigma = torch.tensor([1.0])
     expected = torch.tensor([[1 / (1 + math.exp(-(1.5 - 0.5 - 2))), 1 / (1 + math.exp(-(-1.5 - 0.5 - 2)))]])
     assert torch.allclose(heads(1, hidden, sigma), expected, atol=1e-4)
-    # the sampling path (σ terms once per pass) gives the training path's certainty
-    assert torch.allclose(heads.certainty(1, hidden, heads.time_terms(sigma)), expected.mean(), atol=1e-6)
-    assert heads.time_terms(sigma).shape == (2, 1, 1)
+    # the sampling path (σ terms from the schedule's table, or computed off it) gives the training path's
+    readout = Readout(heads, [2.0, 1.0, 0.0])
+    for offset in (readout.offset_at(1.0, sigma), readout.offset_at(1.5, torch.tensor([1.0]))):
+        assert offset.shape == (2, 1)
+        assert torch.allclose(readout.certainty(1, hidden, offset), expected.mean(), atol=1e-6)
 
 
 def test_pseudo_certainty_and_relative_errors():
@@ -178,13 +180,17 @@ def test_per_call_certainties_batched_are_each_blocks_own():
     with torch.no_grad():
         for p in heads.parameters():
             p.normal_()
-    sigma = torch.tensor([0.7, 0.7])
-    terms = heads.time_terms(sigma)
-    # blocks of two shapes (Flux's double then single blocks), batched per shape
-    hiddens = [torch.randn(2, 5, 8), torch.randn(2, 5, 8), torch.randn(2, 9, 8)]
-    batched = heads.certainties([0, 2, 3], hiddens, terms, heads.stacked())
-    each = torch.stack([heads.certainty(b, h, terms) for b, h in zip([0, 2, 3], hiddens)])
-    assert torch.allclose(batched, each, atol=1e-6) and not torch.allclose(each[0], each[1])
+    readout = Readout(heads, [1.0, 0.7, 0.0])
+    offset = readout.offset_at(0.7, torch.tensor([0.7, 0.7]))
+    # blocks of two shapes (Flux's double then single blocks), batched per shape, in the order given back
+    hiddens = [torch.randn(2, 9, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 8)]
+    order, batched = readout.certainties([3, 0, 2], hiddens, offset)
+    each = {b: readout.certainty(b, h, offset) for b, h in zip([3, 0, 2], hiddens)}
+    assert order == [3, 0, 2]
+    assert torch.allclose(batched, torch.stack([each[b] for b in order]), atol=1e-6)
+    assert not torch.allclose(each[0], each[2])
+    # the training path's certainty, the mean over tokens of the per-token heads
+    assert torch.allclose(each[3], heads(3, hiddens[0], torch.tensor([0.7, 0.7])).mean(), atol=1e-6)
 
 
 def test_token_sample_keeps_evenly_strided_tokens_as_a_copy():
@@ -282,4 +288,4 @@ def test_per_call_never_exits_on_a_non_finite_certainty():
     run.after_block(0, torch.full((1, 4, 8), float("nan")))
     run.end()
     run.begin(torch.tensor([1.0]))
-    assert run.exit_at is None and run.previous == {0: -math.inf}
+    assert run.exit_at is None and math.isnan(run.previous[0])  # read as it is: NaN compares False
