@@ -133,8 +133,7 @@ class ExitRun:
             self.pending.append((block, token_sample(hidden, TOKENS_KEPT)))
             self.exited = block == self.exit_at
             return self.exited
-        certainty = self.readout.certainty(block, hidden, self.offset)
-        self.exited = float(certainty) >= self.needed[self.step][block]  # one read; NaN never exits
+        self.exited = self.readout.reaches(block, hidden, self.offset, self.needed[self.step][block])
         return self.exited
 
     def end(self):

@@ -55,6 +55,7 @@ def early_exit(model, sidecar, threshold, decide="per_block"):
 
 # the arms of the overhead measurement: name, and decide (None: no head computed, see never_exiting)
 OVERHEAD_ARMS = (("patches only", None), ("per_block", "per_block"), ("per_call", "per_call"))
+OVERHEAD_REPEATS = 41
 
 
 def never_exiting(model, heads, decide):
@@ -65,12 +66,22 @@ def never_exiting(model, heads, decide):
     return patch_early_exit(model, heads, same_every_step(needed), 1.0, decide or "per_block")
 
 
-def overhead(bench):
-    """Wall time when nothing exits over the original model's, minus one."""
+def overhead(bench, repeats=OVERHEAD_REPEATS):
+    """Per arm, wall time when nothing exits over the original model's, minus one: the median of
+    the paired ratios and a distribution-free 95 % interval for it (this machine's runs vary by
+    ±10 %, as much as the overhead measured)."""
     heads, _, _ = load_sidecar(BUNDLED / HEADS)
     arms = {name: never_exiting(bench.model, heads, decide) for name, decide in OVERHEAD_ARMS}
-    _, ratios = wall_ratios(sample_one(bench), bench.model, arms, repeats=21)
-    return {name: ratio - 1 for name, ratio in ratios.items()}
+    _, ratios = paired_ratios(sample_one(bench), bench.model, arms, repeats)
+    return {name: [value - 1 for value in median_interval(values)] for name, values in ratios.items()}
+
+
+def median_interval(values):
+    """(median, low, high): the order statistics of ranks n/2 ∓ 1.96·√n/2 (1-based, the upper one
+    plus one) bound the median with about 95 % confidence, whatever the distribution."""
+    ordered, n = sorted(values), len(values)
+    low, high = math.floor(n / 2 - 0.98 * math.sqrt(n)), math.ceil(1 + n / 2 + 0.98 * math.sqrt(n))
+    return statistics.median(ordered), ordered[max(low, 1) - 1], ordered[min(high, n) - 1]
 
 
 def configurations(model):
@@ -85,11 +96,10 @@ def configurations(model):
     return out
 
 
-def wall_ratios(run, reference, arms, repeats):
-    """(the reference's median seconds, per arm the median over repeats of its wall time over the
-    reference's in the same repeat). Each repeat runs the reference and every arm once, in an order
-    rotated per repeat, so that no arm always runs first or after the same one; one uncounted round
-    first loads the models."""
+def paired_ratios(run, reference, arms, repeats):
+    """(the reference's seconds per repeat, per arm its wall time over the reference's in the same
+    repeat). Each repeat runs the reference and every arm once, in an order rotated per repeat, so
+    that no arm always runs first or after the same one; one uncounted round first loads the models."""
     order = [(None, reference), *arms.items()]
     seconds = {name: [] for name, _ in order}
     for repeat in range(repeats + 1):
@@ -99,8 +109,13 @@ def wall_ratios(run, reference, arms, repeats):
             run(patcher)
             if repeat:
                 seconds[name].append(time.perf_counter() - start)
-    return statistics.median(seconds[None]), {
-        name: statistics.median(t / r for t, r in zip(seconds[name], seconds[None])) for name in arms}
+    return seconds[None], {name: [t / r for t, r in zip(seconds[name], seconds[None])] for name in arms}
+
+
+def wall_ratios(run, reference, arms, repeats):
+    """paired_ratios as medians: (the reference's seconds, per arm its ratio)."""
+    seconds, ratios = paired_ratios(run, reference, arms, repeats)
+    return statistics.median(seconds), {name: statistics.median(values) for name, values in ratios.items()}
 
 
 def sample_one(bench):
@@ -179,10 +194,10 @@ def write_tables(results, started):
                      f"{s['compute']:.3f} ({1 / s['compute']:.2f}x less) | {s['wall_ratio']:.3f} | {s['psnr']:.2f} | "
                      f"{s['ssim']:.4f} | {s['fd_data']:.3f} | {100 * s['recognised']:.0f}% |")
     lines += ["", "Overhead when nothing exits (wall time over the original model's in the same repeat, order rotated, "
-              "median of 21 repeats; "
+              f"median of {OVERHEAD_REPEATS} repeats with its 95 % interval; "
               "patches only: the block patches with no head to compute; per_block / per_call: every head computed, "
-              "no certainty enough): " + ", ".join(f"{k} {100 * v:+.1f} %"
-                                                   for k, v in results["overhead_nothing_exits"].items()), ""]
+              "no certainty enough): " + ", ".join(f"{k} {100 * m:+.1f} % ({100 * lo:+.1f} to {100 * hi:+.1f})"
+                                                   for k, (m, lo, hi) in results["overhead_nothing_exits"].items()), ""]
     lines.append("Reproduce: .runtime/0.33.0/venv/bin/python bench/early_exit.py; only the overhead again: "
                  f"bench/early_exit.py --overhead (this run: {time.time() - started:.0f} s)")
     (OUT / "tables.md").write_text("\n".join(lines) + "\n")

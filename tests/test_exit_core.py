@@ -59,8 +59,12 @@ def test_head_reads_the_layer_normed_token_and_the_time_term():
     # the sampling path (σ terms from the schedule's table, or computed off it) gives the training path's
     readout = Readout(heads, [2.0, 1.0, 0.0])
     for offset in (readout.offset_at(1.0, sigma), readout.offset_at(1.5, torch.tensor([1.0]))):
-        assert offset.shape == (2, 1)
-        assert torch.allclose(readout.certainty(1, hidden, offset), expected.mean(), atol=1e-6)
+        assert [o.shape for o in offset] == [(1,), (1,)]
+        assert torch.allclose(readout.certainties([1], [hidden], offset)[1], expected.mean(), atol=1e-6)
+        # the per-block decision: the same mean certainty against the threshold, NaN never there
+        mean = float(expected.mean())
+        assert readout.reaches(1, hidden, offset, mean - 1e-4) and not readout.reaches(1, hidden, offset, mean + 1e-4)
+        assert not readout.reaches(1, torch.full_like(hidden, math.nan), offset, 0.0)
 
 
 def test_pseudo_certainty_and_relative_errors():
@@ -185,12 +189,11 @@ def test_per_call_certainties_batched_are_each_blocks_own():
     # blocks of two shapes (Flux's double then single blocks), batched per shape, in the order given back
     hiddens = [torch.randn(2, 9, 8), torch.randn(2, 5, 8), torch.randn(2, 5, 8)]
     order, batched = readout.certainties([3, 0, 2], hiddens, offset)
-    each = {b: readout.certainty(b, h, offset) for b, h in zip([3, 0, 2], hiddens)}
     assert order == [3, 0, 2]
-    assert torch.allclose(batched, torch.stack([each[b] for b in order]), atol=1e-6)
-    assert not torch.allclose(each[0], each[2])
-    # the training path's certainty, the mean over tokens of the per-token heads
-    assert torch.allclose(each[3], heads(3, hiddens[0], torch.tensor([0.7, 0.7])).mean(), atol=1e-6)
+    # each block's own: the training path's certainty, the mean over tokens of the per-token heads
+    each = torch.stack([heads(b, h, torch.tensor([0.7, 0.7])).mean() for b, h in zip(order, hiddens)])
+    assert torch.allclose(batched, each, atol=1e-6)
+    assert not torch.allclose(each[1], each[2])
 
 
 def test_token_sample_keeps_evenly_strided_tokens_as_a_copy():
