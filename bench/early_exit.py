@@ -1,7 +1,7 @@
 """AdaDiff early exit on the demo model: blocks evaluated, compute, wall time and quality, alone
 and combined with AdaptiveDiffusion step skipping, and the heads' overhead when nothing exits.
 
-    .runtime/0.33.0/venv/bin/python bench/early_exit.py             # about 45 minutes on one core
+    .runtime/0.33.0/venv/bin/python bench/early_exit.py             # about 35 minutes on one core
     .runtime/0.33.0/venv/bin/python bench/early_exit.py --overhead  # only the overhead, into the last tables
 
 Sidecars: assets/early_exit/demo_wan21_uem_heads.safetensors (the data-free heads-only trainer,
@@ -55,7 +55,9 @@ def early_exit(model, sidecar, threshold, decide="per_block"):
 
 # the arms of the overhead measurement: name, and decide (None: no head computed, see never_exiting)
 OVERHEAD_ARMS = (("patches only", None), ("per_block", "per_block"), ("per_call", "per_call"))
-OVERHEAD_REPEATS = 41
+# (steps, repeats): runs as long as the others here, and short runs, paired closer in time (this
+# machine's speed drifts by ±10 % between runs), which also count the per-run set-up 10x as often
+OVERHEAD_RUNS = {"euler 50 steps": (STEPS, 41), "euler 5 steps": (5, 201)}
 
 
 def never_exiting(model, heads, decide):
@@ -66,14 +68,16 @@ def never_exiting(model, heads, decide):
     return patch_early_exit(model, heads, same_every_step(needed), 1.0, decide or "per_block")
 
 
-def overhead(bench, repeats=OVERHEAD_REPEATS):
-    """Per arm, wall time when nothing exits over the original model's, minus one: the median of
-    the paired ratios and a distribution-free 95 % interval for it (this machine's runs vary by
-    ±10 %, as much as the overhead measured)."""
+def overhead(bench):
+    """Per run length and arm, wall time when nothing exits over the original model's, minus one:
+    the median of the paired ratios and a distribution-free 95 % interval for it."""
     heads, _, _ = load_sidecar(BUNDLED / HEADS)
     arms = {name: never_exiting(bench.model, heads, decide) for name, decide in OVERHEAD_ARMS}
-    _, ratios = paired_ratios(sample_one(bench), bench.model, arms, repeats)
-    return {name: [value - 1 for value in median_interval(values)] for name, values in ratios.items()}
+    out = {}
+    for run_name, (steps, repeats) in OVERHEAD_RUNS.items():
+        _, ratios = paired_ratios(sample_one(bench, steps), bench.model, arms, repeats)
+        out[run_name] = {name: [value - 1 for value in median_interval(values)] for name, values in ratios.items()}
+    return out
 
 
 def median_interval(values):
@@ -118,8 +122,8 @@ def wall_ratios(run, reference, arms, repeats):
     return statistics.median(seconds), {name: statistics.median(values) for name, values in ratios.items()}
 
 
-def sample_one(bench):
-    return lambda patcher: bench.sample(patcher, demo_space.PROMPTS[0], 0, SAMPLER, STEPS)
+def sample_one(bench, steps=STEPS):
+    return lambda patcher: bench.sample(patcher, demo_space.PROMPTS[0], 0, SAMPLER, steps)
 
 
 def main():
@@ -194,10 +198,12 @@ def write_tables(results, started):
                      f"{s['compute']:.3f} ({1 / s['compute']:.2f}x less) | {s['wall_ratio']:.3f} | {s['psnr']:.2f} | "
                      f"{s['ssim']:.4f} | {s['fd_data']:.3f} | {100 * s['recognised']:.0f}% |")
     lines += ["", "Overhead when nothing exits (wall time over the original model's in the same repeat, order rotated, "
-              f"median of {OVERHEAD_REPEATS} repeats with its 95 % interval; "
-              "patches only: the block patches with no head to compute; per_block / per_call: every head computed, "
-              "no certainty enough): " + ", ".join(f"{k} {100 * m:+.1f} % ({100 * lo:+.1f} to {100 * hi:+.1f})"
-                                                   for k, (m, lo, hi) in results["overhead_nothing_exits"].items()), ""]
+              "the median over repeats with its 95 % interval; patches only: the block patches with no head to "
+              "compute; per_block / per_call: every head computed, no certainty enough):", ""]
+    for run_name, arms in results["overhead_nothing_exits"].items():
+        lines.append(f"- {run_name}, {OVERHEAD_RUNS[run_name][1]} repeats: " + ", ".join(
+            f"{k} {100 * m:+.1f} % ({100 * lo:+.1f} to {100 * hi:+.1f})" for k, (m, lo, hi) in arms.items()))
+    lines.append("")
     lines.append("Reproduce: .runtime/0.33.0/venv/bin/python bench/early_exit.py; only the overhead again: "
                  f"bench/early_exit.py --overhead (this run: {time.time() - started:.0f} s)")
     (OUT / "tables.md").write_text("\n".join(lines) + "\n")
