@@ -88,9 +88,11 @@ class ExitRun:
     ``needed[step][i]`` is the mean raw certainty that lets a pass of that step exit after block i
     (inf: never there); ``decide`` picks when certainties are read back (DECIDE). Each pass reads
     its σ back at ``begin`` (per_call: with the previous pass's certainties, in the same read).
+    ``device``: where the model runs (default: the heads').
     """
 
-    def __init__(self, heads: UncertaintyHeads, needed, schedule, threshold: float, decide: str = "per_block"):
+    def __init__(self, heads: UncertaintyHeads, needed, schedule, threshold: float, decide: str = "per_block",
+                 device=None):
         if decide not in DECIDE:
             raise ValueError(f"decide must be one of {', '.join(DECIDE)}, got {decide!r}")
         self.needed, self.decide = [list(row) for row in needed], decide
@@ -103,7 +105,7 @@ class ExitRun:
         self.unread = None  # per_call: (blocks, certainties on the device) of the last pass, read at the next begin
         self.blocks, self.exited, self.exit_at, self.pending = 0, False, None, []
         self.step, self.judged, self.offset = 0, [], None  # the pass in progress: its step, blocks judged, logit offsets
-        self.readout = Readout(heads, self.tracker.schedule)
+        self.readout = Readout(heads, self.tracker.schedule, device)
 
     @property
     def enabled(self):

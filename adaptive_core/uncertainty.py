@@ -48,43 +48,45 @@ class UncertaintyHeads(nn.Module):
 
 
 class Readout:
-    """The heads as sampling reads them, for one run: the weights stacked once, and each block's
-    logit offset (bias + σ term) for every σ of the run's schedule in one product, so that a
-    forward pass looks its offsets up instead of computing features and a small product again (on
-    a small model each torch call costs more than its arithmetic). Indices live on the heads'
-    device: indexing a GPU tensor with a Python list copies the list over and waits for the GPU.
-    Sampling runs without autograd (ComfyUI's samplers are no_grad, its executor in inference
-    mode), so the per-block methods neither enter no_grad nor detach: per block either costs as
-    much as a small model's head arithmetic."""
+    """The heads as sampling reads them, for one run: the weights stacked once on the model's
+    device, and each block's logit offset (bias + σ term) for every σ of the run's schedule in one
+    product, so that a forward pass looks a column up instead of computing features and a small
+    product again (on a small model each torch call costs more than its arithmetic). The heads
+    themselves stay where they are: one set is shared by every run of every sampler node.
+    Indices live on the device: indexing a GPU tensor with a Python list copies the list over and
+    waits for the GPU. Sampling runs without autograd (ComfyUI's samplers are no_grad, its
+    executor in inference mode), so the per-block methods neither enter no_grad nor detach."""
 
     @torch.no_grad()
-    def __init__(self, heads: UncertaintyHeads, schedule):
-        self.weight = torch.stack([layer.weight[0] for layer in heads.token])
-        self.bias = torch.stack([layer.bias[0] for layer in heads.token])[:, None]
-        self.time = torch.stack([layer.weight[0] for layer in heads.time])
+    def __init__(self, heads: UncertaintyHeads, schedule, device=None):
+        device = heads.token[0].weight.device if device is None else device
+        self.weight = torch.stack([layer.weight[0] for layer in heads.token]).to(device)
+        self.bias = torch.stack([layer.bias[0] for layer in heads.token])[:, None].to(device)
+        self.time = torch.stack([layer.weight[0] for layer in heads.time]).to(device)
         self.rows = list(self.weight)
-        table = self.offsets(torch.tensor(schedule))
-        self.columns = {sigma: list(table[:, n:n + 1]) for n, sigma in enumerate(schedule)}
-        self.gathered = {}  # blocks of one hidden-state shape -> their weights, stacked
+        self.table = self.offsets(torch.tensor(schedule))
+        self.columns = {sigma: n for n, sigma in enumerate(schedule)}
+        self.gathered = {}  # blocks of one hidden-state shape -> (their indices, their weights stacked)
 
     def offsets(self, sigma):
         """Each block's logit offset at each σ, (blocks, len(σ))."""
         return self.bias + self.time @ time_features(sigma.to(self.time.device)).T
 
     def offset_at(self, value: float, sigma: torch.Tensor):
-        """Each block's offset, a (1,) tensor, for a forward pass at σ (``value``: its first element,
+        """Each block's offset, (blocks, 1), for a forward pass at σ (``value``: its first element,
         read back already): the whole batch at that σ, as the pass's one decision is."""
         column = self.columns.get(value)
-        return column if column is not None else list(self.offsets(sigma.flatten()[:1]))
+        return self.table[:, column:column + 1] if column is not None else self.offsets(sigma.flatten()[:1])
 
     def reaches(self, block, hidden, offset, needed: float) -> bool:
         """Whether block's mean certainty over tokens and the whole batch reaches ``needed``: one
-        read. Compared as the sum against ``needed`` times the count (a mean is a sum and a division,
-        one more torch call per block); NaN never reaches."""
-        tokens = hidden.reshape(-1, hidden.shape[-1])
-        normed = nn.functional.layer_norm(tokens.float(), tokens.shape[-1:])
-        total = torch.addmv(offset[block], normed, self.rows[block]).sigmoid_().sum()
-        return float(total) >= needed * len(tokens)
+        read. The head's product rides in the layer norm as its scale (w·LN(h) is the sum of
+        LN(h)·w), and the mean is compared as the sum against ``needed`` times the count: each
+        torch call left out is one less per block. torch.layer_norm, not the functional wrapper,
+        whose dispatch checks cost as much as the norm itself here. NaN never reaches."""
+        normed = torch.layer_norm(hidden.float(), hidden.shape[-1:], self.rows[block])
+        total = (normed.sum(-1) + offset[block]).sigmoid_().sum()
+        return float(total) >= needed * (hidden.numel() // hidden.shape[-1])
 
     def certainties(self, blocks, hiddens, offset):
         """The mean certainty of several blocks: (the blocks in the order of the values, (len(blocks),)).
@@ -97,10 +99,11 @@ class Readout:
             group = tuple(block for block, _ in members)
             if group not in self.gathered:
                 index = torch.tensor(group, device=self.weight.device)
-                self.gathered[group] = self.weight.index_select(0, index)[:, None, None]
-            normed = nn.functional.layer_norm(torch.stack([h for _, h in members]).float(), shape[-1:])
+                self.gathered[group] = index, self.weight.index_select(0, index)[:, None, None]
+            index, weight = self.gathered[group]
+            normed = torch.layer_norm(torch.stack([h for _, h in members]).float(), shape[-1:])
             # a product and a sum: a batched matrix product with one output column is slower
-            logits = (normed * self.gathered[group]).sum(-1) + torch.stack([offset[b] for b in group])[..., None]
+            logits = (normed * weight).sum(-1) + offset.index_select(0, index)[..., None]
             values.append(logits.sigmoid_().mean((1, 2)))
             order.extend(group)
         return order, values[0] if len(values) == 1 else torch.cat(values)

@@ -52,9 +52,9 @@ class EarlyExitHolder(SharedHolder):
         self.heads, self.needed, self.threshold, self.decide = heads, needed, threshold, decide
 
     def start_run(self, guider, sigmas, sampler, options) -> ExitRun:
-        self.heads.to(guider.model_patcher.load_device)
         schedule = sigmas.tolist()
-        return ExitRun(self.heads, self.needed(schedule), schedule, self.threshold, self.decide)
+        return ExitRun(self.heads, self.needed(schedule), schedule, self.threshold, self.decide,
+                       guider.model_patcher.load_device)
 
 
 class BlockExit:

@@ -59,7 +59,7 @@ def test_head_reads_the_layer_normed_token_and_the_time_term():
     # the sampling path (σ terms from the schedule's table, or computed off it) gives the training path's
     readout = Readout(heads, [2.0, 1.0, 0.0])
     for offset in (readout.offset_at(1.0, sigma), readout.offset_at(1.5, torch.tensor([1.0]))):
-        assert [o.shape for o in offset] == [(1,), (1,)]
+        assert offset.shape == (2, 1)
         assert torch.allclose(readout.certainties([1], [hidden], offset)[1], expected.mean(), atol=1e-6)
         # the per-block decision: the same mean certainty against the threshold, NaN never there
         mean = float(expected.mean())
