@@ -104,7 +104,8 @@ class ExitRun:
         self.previous = {}  # per_call: the last pass's certainty per block
         self.unread = None  # per_call: (blocks, certainties on the device) of the last pass, read at the next begin
         self.blocks, self.exited, self.exit_at, self.pending = 0, False, None, []
-        self.step, self.judged, self.offset = 0, [], None  # the pass in progress: its step, blocks judged, logit offsets
+        # the pass in progress: its step, blocks judged, logit offsets (per_block: as layer-norm biases)
+        self.step, self.judged, self.offset, self.biases = 0, [], None, None
         self.readout = Readout(heads, self.tracker.schedule, device)
 
     @property
@@ -124,6 +125,8 @@ class ExitRun:
             self.report.steps.append(ExitStep(self.step, read[0]))
         self.judged = self.judged_at[self.step]
         self.offset = self.readout.offset_at(read[0], sigma) if self.judged else None
+        if self.judged and self.decide == "per_block":
+            self.biases = self.readout.biases(self.offset)
         needed = self.needed[self.step]  # a NaN certainty compares False: never exits
         self.exit_at = next((i for i in self.judged if self.previous.get(i, -math.inf) >= needed[i]), None)
 
@@ -135,7 +138,7 @@ class ExitRun:
             self.pending.append((block, token_sample(hidden, TOKENS_KEPT)))
             self.exited = block == self.exit_at
             return self.exited
-        self.exited = self.readout.reaches(block, hidden, self.offset, self.needed[self.step][block])
+        self.exited = self.readout.reaches(block, hidden, self.biases, self.needed[self.step][block])
         return self.exited
 
     def end(self):

@@ -78,15 +78,22 @@ class Readout:
         column = self.columns.get(value)
         return self.table[:, column:column + 1] if column is not None else self.offsets(sigma.flatten()[:1])
 
-    def reaches(self, block, hidden, offset, needed: float) -> bool:
+    def biases(self, offset):
+        """Each block's offset spread evenly over the hidden size, as the layer norm's bias in
+        ``reaches``: a row of LN(h)·w + o/dim sums to w·LN(h) + o. Once per pass, so that a
+        judged block makes neither a lookup nor an add; as expanded views, which take half the
+        time of copies here and no memory."""
+        size = self.weight.shape[1]
+        return (offset / size).expand(-1, size).unbind(0)
+
+    def reaches(self, block, hidden, biases, needed: float) -> bool:
         """Whether block's mean certainty over tokens and the whole batch reaches ``needed``: one
-        read. The head's product rides in the layer norm as its scale (w·LN(h) is the sum of
-        LN(h)·w), and the mean is compared as the sum against ``needed`` times the count: each
-        torch call left out is one less per block. torch.layer_norm, not the functional wrapper,
-        whose dispatch checks cost as much as the norm itself here. NaN never reaches."""
-        normed = torch.layer_norm(hidden.float(), hidden.shape[-1:], self.rows[block])
-        total = (normed.sum(-1) + offset[block]).sigmoid_().sum()
-        return float(total) >= needed * (hidden.numel() // hidden.shape[-1])
+        read. The head's product and offset ride in the layer norm as its scale and bias, and the
+        mean is compared as the sum against ``needed`` times the count: each torch call left out is
+        one less per block. torch.layer_norm, not the functional wrapper, whose dispatch checks cost
+        as much as the norm itself here. NaN never reaches."""
+        normed = torch.layer_norm(hidden.float(), hidden.shape[-1:], self.rows[block], biases[block])
+        return normed.sum(-1).sigmoid_().sum().item() >= needed * (hidden.numel() // hidden.shape[-1])
 
     def certainties(self, blocks, hiddens, offset):
         """The mean certainty of several blocks: (the blocks in the order of the values, (len(blocks),)).

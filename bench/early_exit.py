@@ -1,7 +1,7 @@
 """AdaDiff early exit on the demo model: blocks evaluated, compute, wall time and quality, alone
 and combined with AdaptiveDiffusion step skipping, and the heads' overhead when nothing exits.
 
-    .runtime/0.33.0/venv/bin/python bench/early_exit.py             # about 35 minutes on one core
+    .runtime/0.33.0/venv/bin/python bench/early_exit.py             # about 30 minutes on one core
     .runtime/0.33.0/venv/bin/python bench/early_exit.py --overhead  # only the overhead, into the last tables
 
 Sidecars: assets/early_exit/demo_wan21_uem_heads.safetensors (the data-free heads-only trainer,
@@ -9,7 +9,7 @@ scripts/train_early_exit.py --demo, the default) and demo_wan21_uem.safetensors 
 with the model under the paper's full objective, scripts/train_demo_model.py), both calibrated on
 the model's own sampling trajectories. Quality against the full run of
 the same prompt and seed (PSNR, SSIM of the decoded pictures) and against the data: Fréchet
-distance of a small classifier's features (bench/classifier.py, trained here on the demo data set)
+distance of a small classifier's features (bench/classifier.py, its kept weights)
 between 48 samples and 512 data pictures, and the share of samples it recognises as their prompt.
 Compute counts transformer blocks (embeddings and the output head, a few % of a block here, are
 left out) times network calls. Wall time: the median over repeats of each run's time over the
@@ -32,12 +32,13 @@ import classifier  # noqa: E402
 import methods  # noqa: E402
 import metrics  # noqa: E402
 import plot  # noqa: E402
+from timing import median_interval, paired_ratios, wall_ratios  # noqa: E402
 
 from adaptive_diffusion.adaptive_core import ErrorControlConfig  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
-from adaptive_diffusion.nodes.early_exit import (AdaptiveDiffusionEarlyExit, exit_holder_of, patch_early_exit,  # noqa: E402
-                                                  same_every_step)  # noqa: E402
+from adaptive_diffusion.nodes.early_exit import (RECOMMENDED_BY_SIDECAR, AdaptiveDiffusionEarlyExit,  # noqa: E402
+                                                  exit_holder_of, patch_early_exit, same_every_step, thresholds)
 from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
 
@@ -57,35 +58,39 @@ def early_exit(model, sidecar, threshold, decide="per_block"):
 OVERHEAD_ARMS = (("patches only", None), ("per_block", "per_block"), ("per_call", "per_call"))
 # (steps, repeats): runs as long as the others here, and short runs, paired closer in time (this
 # machine's speed drifts by ±10 % between runs), which also count the per-run set-up 10x as often
-OVERHEAD_RUNS = {"euler 50 steps": (STEPS, 41), "euler 5 steps": (5, 201)}
+OVERHEAD_RUNS = {"euler 50 steps": (STEPS, 101), "euler 5 steps": (5, 401)}
 
 
-def never_exiting(model, heads, decide):
+def never_exiting(model, heads, decide, metadata=None):
     """Every head computed after every block, never certain enough: the heads' cost alone;
     ``decide`` None: the block patches with no head to compute (no block can reach the threshold).
-    The heads must stay below certainty 1 (the bundled ones, or zero heads at 0.5)."""
-    needed = [math.inf if decide is None else 1.0] * heads.blocks
-    return patch_early_exit(model, heads, same_every_step(needed), 1.0, decide or "per_block")
+    The heads must stay below certainty 1 (the bundled ones, or zero heads at 0.5). With a
+    calibrated sidecar's ``metadata``: only the blocks its recommended threshold judges at each
+    step (the others it rules out), still never certain enough: what a run at the default pays
+    when nothing exits."""
+    if metadata is None:
+        needed = same_every_step([math.inf if decide is None else 1.0] * heads.blocks)
+    else:
+        calibrated = thresholds(metadata, heads.blocks, RECOMMENDED_BY_SIDECAR)[1]
+        needed = lambda schedule: [[2.0 if math.isfinite(n) else n for n in row] for row in calibrated(schedule)]
+    return patch_early_exit(model, heads, needed, 1.0, decide or "per_block")
 
 
 def overhead(bench):
     """Per run length and arm, wall time when nothing exits over the original model's, minus one:
     the median of the paired ratios and a distribution-free 95 % interval for it."""
-    heads, _, _ = load_sidecar(BUNDLED / HEADS)
+    heads, _, metadata = load_sidecar(BUNDLED / HEADS)
     arms = {name: never_exiting(bench.model, heads, decide) for name, decide in OVERHEAD_ARMS}
+    recommended = thresholds(metadata, heads.blocks, RECOMMENDED_BY_SIDECAR)[0]
+    arms.update({f"{decide} at q {recommended:g}": never_exiting(bench.model, heads, decide, metadata)
+                 for decide in ("per_block", "per_call")})
     out = {}
     for run_name, (steps, repeats) in OVERHEAD_RUNS.items():
-        _, ratios = paired_ratios(sample_one(bench, steps), bench.model, arms, repeats)
+        run = sample_one(bench, steps)
+        _, ratios = paired_ratios(lambda: run(bench.model), {name: (lambda p=p: run(p)) for name, p in arms.items()},
+                                  repeats)
         out[run_name] = {name: [value - 1 for value in median_interval(values)] for name, values in ratios.items()}
     return out
-
-
-def median_interval(values):
-    """(median, low, high): the order statistics of ranks n/2 ∓ 1.96·√n/2 (1-based, the upper one
-    plus one) bound the median with about 95 % confidence, whatever the distribution."""
-    ordered, n = sorted(values), len(values)
-    low, high = math.floor(n / 2 - 0.98 * math.sqrt(n)), math.ceil(1 + n / 2 + 0.98 * math.sqrt(n))
-    return statistics.median(ordered), ordered[max(low, 1) - 1], ordered[min(high, n) - 1]
 
 
 def configurations(model):
@@ -98,28 +103,6 @@ def configurations(model):
                                                                   ErrorControlConfig(t))[0])
             for q in (0.99, 0.985, 0.98) for t in TOLERANCES]
     return out
-
-
-def paired_ratios(run, reference, arms, repeats):
-    """(the reference's seconds per repeat, per arm its wall time over the reference's in the same
-    repeat). Each repeat runs the reference and every arm once, in an order rotated per repeat, so
-    that no arm always runs first or after the same one; one uncounted round first loads the models."""
-    order = [(None, reference), *arms.items()]
-    seconds = {name: [] for name, _ in order}
-    for repeat in range(repeats + 1):
-        shift = repeat % len(order)
-        for name, patcher in order[shift:] + order[:shift]:
-            start = time.perf_counter()
-            run(patcher)
-            if repeat:
-                seconds[name].append(time.perf_counter() - start)
-    return seconds[None], {name: [t / r for t, r in zip(seconds[name], seconds[None])] for name in arms}
-
-
-def wall_ratios(run, reference, arms, repeats):
-    """paired_ratios as medians: (the reference's seconds, per arm its ratio)."""
-    seconds, ratios = paired_ratios(run, reference, arms, repeats)
-    return statistics.median(seconds), {name: statistics.median(values) for name, values in ratios.items()}
 
 
 def sample_one(bench, steps=STEPS):
@@ -174,7 +157,8 @@ def main():
               f"PSNR {summary_row['psnr']:.2f} FD {summary_row['fd_data']:.3f} ({time.time() - started:.0f}s)", flush=True)
 
     for s, (_, _, patcher) in zip(summary, configs):
-        s["wall_ratio"] = wall_ratios(sample_one(bench), bench.model, {"this": patcher}, repeats=5)[1]["this"]
+        run = sample_one(bench)
+        s["wall_ratio"] = wall_ratios(lambda: run(bench.model), {"this": lambda: run(patcher)}, repeats=5)[1]["this"]
     with open(OUT / "runs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -199,7 +183,8 @@ def write_tables(results, started):
                      f"{s['ssim']:.4f} | {s['fd_data']:.3f} | {100 * s['recognised']:.0f}% |")
     lines += ["", "Overhead when nothing exits (wall time over the original model's in the same repeat, order rotated, "
               "the median over repeats with its 95 % interval; patches only: the block patches with no head to "
-              "compute; per_block / per_call: every head computed, no certainty enough):", ""]
+              "compute; per_block / per_call: every head computed, no certainty enough; at q: only the blocks the "
+              "sidecar's recommended threshold judges, no certainty enough):", ""]
     for run_name, arms in results["overhead_nothing_exits"].items():
         lines.append(f"- {run_name}, {OVERHEAD_RUNS[run_name][1]} repeats: " + ", ".join(
             f"{k} {100 * m:+.1f} % ({100 * lo:+.1f} to {100 * hi:+.1f})" for k, (m, lo, hi) in arms.items()))

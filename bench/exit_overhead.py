@@ -7,7 +7,7 @@ of its 30, since the heads' share per block does not depend on the depth), rando
 and read back through ComfyUI's own loader, one 480x832 frame (1560 tokens), a 512-token text
 context, euler, cfg 1 (one pass per step). Arms as in bench/early_exit.py: the block patches alone
 (no head to compute), per_block and per_call with every head computed and never certain enough;
-per repeat against the unpatched model in the same repeat, medians (early_exit.wall_ratios).
+per repeat against the unpatched model in the same repeat, medians (timing.wall_ratios).
 
     .runtime/0.33.0/venv/bin/python bench/exit_overhead.py [--blocks 2 --steps 3 --repeats 5]
 
@@ -25,6 +25,7 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402  (imports ComfyUI and this extension)
 import early_exit  # noqa: E402
+from timing import wall_ratios  # noqa: E402
 import comfy.ldm.wan.model  # noqa: E402
 import comfy.ops  # noqa: E402
 import comfy.sd  # noqa: E402
@@ -60,9 +61,11 @@ def main():
     context = [[torch.randn((1, 512, 4096), generator=torch.Generator().manual_seed(1)) * 0.1, {}]]
     heads = UncertaintyHeads(args.blocks, WIDTH["dim"])  # zero weights: certainty 0.5 everywhere
     arms = {name: early_exit.never_exiting(model, heads, decide) for name, decide in early_exit.OVERHEAD_ARMS}
-    base, ratios = early_exit.wall_ratios(
-        lambda patcher: nodes.common_ksampler(patcher, 0, args.steps, 1.0, "euler", "simple", context, context,
-                                              {"samples": torch.zeros(LATENT)}), model, arms, args.repeats)
+    def run(patcher):
+        return nodes.common_ksampler(patcher, 0, args.steps, 1.0, "euler", "simple", context, context,
+                                     {"samples": torch.zeros(LATENT)})
+    base, ratios = wall_ratios(lambda: run(model), {name: (lambda p=p: run(p)) for name, p in arms.items()},
+                               args.repeats)
     result = {"model": f"Wan 2.1 architecture at 1.3B width {WIDTH}, {args.blocks} blocks", "latent": LATENT,
               "steps": args.steps, "repeats": args.repeats, "torch_threads": torch.get_num_threads(),
               "seconds_per_pass_original": base / args.steps,

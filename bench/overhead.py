@@ -1,9 +1,10 @@
 """Cost of AdaptiveDiffusion itself, through the real ComfyUI runtime on the bundled Wan demo model.
 
-Per sampler, interleaved runs of four arms on the same seed: core KSampler (stock), the
-AdaptiveDiffusion KSampler with threshold 0 (the bookkeeping alone), with its defaults (error
-control, auto reuse) and with the paper's rule (third_order, hold, δ 0.01). Reports medians, the
-ratios to stock, and each policy's own per-step cost on latents of realistic sizes.
+Per sampler, four arms on the same seed, run in a rotated order per repeat: core KSampler
+(stock), the AdaptiveDiffusion KSampler with threshold 0 (the bookkeeping alone), with its
+defaults (error control, auto reuse) and with the paper's rule (third_order, hold, δ 0.01).
+Reports each arm's wall time over stock's in the same repeat (the median and its 95 % interval,
+bench/timing.py), and each policy's own per-step cost on latents of realistic sizes.
 
     .runtime/0.33.0/venv/bin/python bench/overhead.py [--steps 50 --repeats 21 --samplers euler dpmpp_2m ...]
 """
@@ -18,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402  (imports ComfyUI)
+from timing import median_interval, paired_ratios  # noqa: E402
 
 from adaptive_diffusion.adaptive_core import AdaptiveRun, ErrorControlConfig, SkipConfig  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
@@ -29,12 +31,6 @@ PROMPT = "a circle"
 
 LATENT_SIZES = {"demo model 16x1x8x8": (1, 16, 1, 8, 8), "SDXL 1024px 4x128x128": (1, 4, 128, 128),
                 "Wan 480p 81 frames 16x21x60x104": (1, 16, 21, 60, 104)}
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def policy_cost_us(config, shape, steps=50, repeats=5):
@@ -66,35 +62,25 @@ def node_run(bench, sampler, steps, config):
 
 
 def interleaved(bench, sampler, args):
-    """Stock, threshold 0, the defaults and the paper's rule, run in turn `repeats` times; medians
-    and ratios."""
+    """Threshold 0, the defaults and the paper's rule, each timed against stock in the same repeat
+    (timing.paired_ratios): per arm the median ratio with its 95 % interval, the calls, and the
+    wall speedup over the call ratio."""
     d = DEFAULTS
-    arms = {
-        "stock": lambda: bench.sample(bench.model, PROMPT, 1, sampler, args.steps)[3],  # no report: None
-        "adaptive_threshold_0": lambda: node_run(bench, sampler, args.steps,
-                                                 (0.0, d.max_skip_steps, d.warmup_steps, d.reuse, CRITERIA[0])),
-        "adaptive": lambda: node_run(bench, sampler, args.steps,
-                                     (d.tolerance, d.max_skip_steps, d.warmup_steps, d.reuse, CRITERIA[0])),
-        "paper": lambda: node_run(bench, sampler, args.steps, (0.01, 4, 4, "hold", "third_order")),
-    }
-    for arm in arms.values():  # warm-up
-        arm()
-    times = {name: [] for name in arms}
-    reports = {}
-    for _ in range(args.repeats):
-        for name, arm in arms.items():
-            seconds, report = timed(arm)
-            times[name].append(seconds)
-            reports[name] = report
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    out = {"median_seconds": medians,
-           "threshold_0_overhead": medians["adaptive_threshold_0"] / medians["stock"] - 1}
-    for name, suffix in (("adaptive", ""), ("paper", "_paper")):
+    settings = {"adaptive_threshold_0": (0.0, d.max_skip_steps, d.warmup_steps, d.reuse, CRITERIA[0]),
+                "adaptive": (d.tolerance, d.max_skip_steps, d.warmup_steps, d.reuse, CRITERIA[0]),
+                "paper": (0.01, 4, 4, "hold", "third_order")}
+    reports = {name: node_run(bench, sampler, args.steps, config) for name, config in settings.items()}
+    seconds, ratios = paired_ratios(lambda: bench.sample(bench.model, PROMPT, 1, sampler, args.steps),
+                                    {name: (lambda c=c: node_run(bench, sampler, args.steps, c))
+                                     for name, c in settings.items()}, args.repeats)
+    out = {"stock_median_seconds": statistics.median(seconds)}
+    for name, values in ratios.items():
+        median, low, high = median_interval(values)
         totals = reports[name]["totals"]
-        out.update({f"network_calls{suffix}": f"{totals['network_calls']}/{totals['full_run_network_calls']}",
-                    f"call_ratio{suffix}": totals["expected_speedup"],
-                    f"wall_speedup{suffix}": medians["stock"] / medians[name],
-                    f"wall_speedup_over_call_ratio{suffix}": medians["stock"] / medians[name] / totals["expected_speedup"]})
+        out[name] = {"wall_over_stock": median, "interval_95": [low, high],
+                     "network_calls": f"{totals['network_calls']}/{totals['full_run_network_calls']}",
+                     "call_ratio": totals["expected_speedup"], "wall_speedup": 1 / median,
+                     "wall_speedup_over_call_ratio": 1 / median / totals["expected_speedup"]}
     return out
 
 

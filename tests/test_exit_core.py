@@ -62,9 +62,9 @@ def test_head_reads_the_layer_normed_token_and_the_time_term():
         assert offset.shape == (2, 1)
         assert torch.allclose(readout.certainties([1], [hidden], offset)[1], expected.mean(), atol=1e-6)
         # the per-block decision: the same mean certainty against the threshold, NaN never there
-        mean = float(expected.mean())
-        assert readout.reaches(1, hidden, offset, mean - 1e-4) and not readout.reaches(1, hidden, offset, mean + 1e-4)
-        assert not readout.reaches(1, torch.full_like(hidden, math.nan), offset, 0.0)
+        mean, biases = float(expected.mean()), readout.biases(offset)
+        assert readout.reaches(1, hidden, biases, mean - 1e-4) and not readout.reaches(1, hidden, biases, mean + 1e-4)
+        assert not readout.reaches(1, torch.full_like(hidden, math.nan), biases, 0.0)
 
 
 def test_pseudo_certainty_and_relative_errors():
