@@ -59,8 +59,8 @@ def targets(curve):
 
 
 def oracle_gaps(family, rows):
-    """Mean PSNR of the oracle (per reuse) minus the rule that uses that reuse, at equal calls, over
-    the oracle's prompts (seed 0, euler 50)."""
+    """Per speedup, the PSNR of the oracle (per reuse) minus the rule that uses that reuse, at equal
+    calls, on each of the oracle's prompts (seed 0, euler 50): {reuse: {prompt: gap}}."""
     path = OUT / family / "oracle.json"
     if not path.exists():
         return []
@@ -69,15 +69,29 @@ def oracle_gaps(family, rows):
     for r in rows:
         if (r["sampler"], int(r["steps"]), int(r["seed"])) == (oracle["sampler"], oracle["steps"], oracle["seed"]):
             mine[(r["method"], r["prompt"])].append((float(r["full_calls"]) / float(r["calls"]), min(float(r["psnr"]), 100)))
+    return [(x, {reuse: {prompt: at_equal_calls([(oracle["steps"] / p["calls"], p["psnr"]) for p in paths[reuse]], x)
+                                 - at_equal_calls(mine[(method, prompt)], x) for prompt, paths in oracle["paths"].items()}
+                 for reuse, method in (("hold", PAPER), ("auto", DEFAULT))}) for x in SPEEDUPS]
+
+
+def mean_gap(per_prompt):
+    gaps = [g for g in per_prompt.values() if not math.isnan(g)]
+    return statistics.mean(gaps) if gaps else math.nan
+
+
+def sensitivity(family):
+    """Per pair of bench/sensitivity.py: the median and largest amplification of one skip's local
+    error into the final latent, and how well the local error ranks the final one (correlation of
+    their logarithms over the steps)."""
+    path = OUT / family / "sensitivity.json"
+    if not path.exists():
+        return []
     out = []
-    for x in SPEEDUPS:
-        gaps = {}
-        for reuse, method in (("hold", PAPER), ("auto", DEFAULT)):
-            diffs = [at_equal_calls([(oracle["steps"] / p["calls"], p["psnr"]) for p in paths[reuse]], x)
-                     - at_equal_calls(mine[(method, prompt)], x) for prompt, paths in oracle["paths"].items()]
-            diffs = [d for d in diffs if not math.isnan(d)]
-            gaps[reuse] = statistics.mean(diffs) if diffs else math.nan
-        out.append((x, gaps["hold"], gaps["auto"]))
+    for pair, steps in json.loads(path.read_text())["pairs"].items():
+        amplification = [r["amplification"] for r in steps]
+        local, final = ([math.log(r[k]) for r in steps] for k in ("local", "final"))
+        out.append((pair, statistics.median(amplification), max(amplification),
+                    statistics.correlation(local, final), min(r["psnr"] for r in steps)))
     return out
 
 
@@ -136,12 +150,17 @@ def main():
                        "PSNR vs full run (dB)", family_dir / f"pareto_{sampler}_{steps}.png")
         gaps = oracle_gaps(family, rows)
         if gaps:
+            means = [(mean_gap(g["hold"]), mean_gap(g["auto"])) for _, g in gaps]
             parts += ["### Gap to the greedy oracle (euler, 50 steps, seed 0)", "",
                       "| | " + " | ".join(f"{x}x" for x in SPEEDUPS) + " |", "|---|" + "---|" * len(SPEEDUPS),
-                      "| oracle(hold) minus the paper's rule | " + " | ".join(cell(g[1]) for g in gaps) + " |",
-                      "| oracle(auto) minus the default | " + " | ".join(cell(g[2]) for g in gaps) + " |",
+                      "| oracle(hold) minus the paper's rule | " + " | ".join(cell(m[0]) for m in means) + " |",
+                      "| oracle(auto) minus the default | " + " | ".join(cell(m[1]) for m in means) + " |",
                       "| share of the paper's gap closed | " + " | ".join(
-                          cell(100 * (1 - g[2] / g[1])) + " %" if g[1] > 0 else "-" for g in gaps) + " |", ""]
+                          cell(100 * (1 - m[1] / m[0])) + " %" if m[0] > 0 else "-" for m in means) + " |"]
+            for reuse, name in (("hold", "oracle(hold) minus the paper's rule"), ("auto", "oracle(auto) minus the default")):
+                parts += [f"| {name}, on {prompt} | " + " | ".join(cell(g[reuse][prompt]) for _, g in gaps) + " |"
+                          for prompt in gaps[0][1][reuse]]
+            parts.append("")
         moved = oracle_transfer(family, rows)
         if moved:
             parts += ["Each oracle path run on the other benchmark pairs (bench/oracle.py --transfer): what it owes "
@@ -150,6 +169,14 @@ def main():
                       "the rule with that reuse, same pairs, equal calls |", "|---|---|---|---|---|---|"]
             parts += [f"| {m[0]} | {m[1]} | {m[2]} | {m[3]:.2f} | {m[4]:.2f} ({m[5]} pairs) | {m[6]}: {cell(m[7])} |"
                       for m in moved]
+            parts.append("")
+        amplified = sensitivity(family)
+        if amplified:
+            parts += ["One skip at a time (bench/sensitivity.py, euler 50, served by `linear`): the final latent's "
+                      "error over the error the skip put in where it was made, over the steps 2-49.", "",
+                      "| pair | median amplification | largest | correlation of log local and log final error | "
+                      "worst PSNR of one skip |", "|---|---|---|---|---|"]
+            parts += [f"| {a[0]} | {a[1]:.2f} | {a[2]:.1f} | {a[3]:.2f} | {a[4]:.1f} |" for a in amplified]
             parts.append("")
     (OUT / "tables.md").write_text("\n".join(parts) + "\n")
     print("\n".join(parts))
