@@ -13,8 +13,16 @@ against the full run, over e_t, is that step's amplification. Where the amplific
 the step alone (the same on every pair), a rule could charge for it; where it differs from pair
 to pair, only a rule that knows the full run (the greedy oracle) can avoid the costly steps.
 Writes docs/bench/<family>/sensitivity.json and sensitivity.png.
+
+    .runtime/0.33.0/venv/bin/python bench/sensitivity.py --family demo_wan21 --charge
+
+then asks what knowing the amplification would be worth: the default's tolerance sweep against the
+same rule charging each step its amplification (the median over the pairs above, so a profile no
+run could measure of itself: an upper bound for any estimate of it), on 16 other pairs (seeds 1
+and 2), PSNR at equal calls. Writes docs/bench/<family>/sensitivity_charge.json.
 """
 import argparse
+import dataclasses
 import json
 import math
 import pathlib
@@ -29,6 +37,10 @@ import harness  # noqa: E402  (imports ComfyUI)
 import methods  # noqa: E402
 import metrics  # noqa: E402
 import plot  # noqa: E402
+from tables import SPEEDUPS, at_equal_calls  # noqa: E402
+
+from adaptive_diffusion.adaptive_core import CalibratedReuse, ErrorControlConfig, ErrorControlledPolicy, REUSE_STRATEGIES  # noqa: E402
+from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
 from adaptive_diffusion.nodes.demo_models import DEMO_MODELS  # noqa: E402
 
@@ -79,20 +91,68 @@ def summarise(per_pair):
             "pair_spread": statistics.median(max(v) / min(v) for v in by_step.values())}
 
 
+class ChargedPolicy(ErrorControlledPolicy):
+    """The error-controlled rule with each step's expected error multiplied by its amplification."""
+
+    def __init__(self, config, reuse, amplification):
+        super().__init__(config, reuse)
+        self.amplification = amplification
+
+    def decide(self, step, values):
+        if "error" in values:
+            values = {**values, "error": values["error"] * self.amplification.get(step, 1.0)}
+        return super().decide(step, values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Charged(ErrorControlConfig):
+    amplification: tuple = ()  # (step, amplification) pairs
+
+    def build(self):
+        reuse = CalibratedReuse(REUSE_STRATEGIES[self.reuse], calibrate=True)
+        return ChargedPolicy(self, reuse, dict(self.amplification)), reuse
+
+
+def charge(bench, per_step, pairs):
+    """Per arm (the default, the default charged with the amplification profile): its sweep's
+    (calls, PSNR) means, and PSNR at equal calls."""
+    profile = tuple((int(t), q["median"]) for t, q in per_step.items())
+    arms = {"default": lambda t: methods.ours(bench.model, t),
+            "charged with the amplification": lambda t: patch_model(bench.model, Charged(t, amplification=profile))[0]}
+    sweeps = {}
+    for arm, make in arms.items():
+        sweeps[arm] = []
+        for tolerance in methods.TOLERANCES:
+            model = make(tolerance)
+            rows = [bench.measure(arm, "", model, p, s, SAMPLER, STEPS) for p, s in pairs]
+            sweeps[arm].append((tolerance, statistics.mean(r["calls"] for r in rows),
+                                statistics.mean(min(r["psnr"], 100.0) for r in rows)))
+    return {"pairs": [f"{p}|{s}" for p, s in pairs], "sweeps": sweeps,
+            "at_equal_calls": {x: {arm: at_equal_calls([(STEPS / c, q) for _, c, q in sweep], x)
+                                   for arm, sweep in sweeps.items()} for x in SPEEDUPS}}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--family", choices=list(DEMO_MODELS), required=True)
     parser.add_argument("--pairs", type=int, default=8, help="the first N benchmark pairs (the oracle's first)")
     parser.add_argument("--out", type=pathlib.Path, default=harness.REPO / "docs" / "bench")
+    parser.add_argument("--charge", action="store_true", help="the sweep with the amplification charged")
     args = parser.parse_args()
     torch.set_num_threads(1)
     bench = harness.Bench(DEMO_MODELS[args.family])
+    out = args.out / args.family
+    if args.charge:
+        per_step = json.loads((out / "sensitivity.json").read_text())["per_step"]
+        result = charge(bench, per_step, harness.pairs(24)[8:])
+        (out / "sensitivity_charge.json").write_text(json.dumps(result, indent=1))
+        print(json.dumps(result["at_equal_calls"], indent=1))
+        return
     started, per_pair = time.time(), {}
     for prompt, seed in harness.pairs(args.pairs):
         per_pair[f"{prompt}|{seed}"] = measure(bench, prompt, seed)
         print(f"{args.family} {prompt}|{seed} {time.time() - started:.0f}s", flush=True)
     result = {"sampler": SAMPLER, "steps": STEPS, "reuse": "linear", **summarise(per_pair), "pairs": per_pair}
-    out = args.out / args.family
     out.mkdir(parents=True, exist_ok=True)
     (out / "sensitivity.json").write_text(json.dumps(result, indent=1))
     series = [(pair, [(r["step"], math.log10(r["amplification"])) for r in rows]) for pair, rows in per_pair.items()]
