@@ -71,6 +71,15 @@ class Bench:
         seconds = time.perf_counter() - start
         return out, self.forwards - before, seconds, holder.last_report if holder else None
 
+    def calls(self, runner, prompt, seed, sampler, steps):
+        """(latent, every real call's (x, σ, the CFG'd denoised D) in order) of a patched MODEL's run,
+        caught after CFG (a reused step makes no call there)."""
+        calls = []
+        model = runner.clone()
+        model.set_model_sampler_post_cfg_function(
+            lambda args: calls.append((args["input"], float(args["sigma"][0]), args["denoised"])) or args["denoised"])
+        return self.sample(model, prompt, seed, sampler, steps)[0], calls
+
     def picture(self, latent):
         return demo_space.latent_to_picture(self.demo.latent_format.process_in(latent)).clamp(0, 1)
 

@@ -50,11 +50,7 @@ SAMPLER, STEPS, FIRST = "euler", 50, 2
 def local_errors(bench, prompt, seed):
     """Per step t >= FIRST of the full run: ρ_t·||D̂_t - D_t|| / ||D_t|| for D̂ from the line through
     the derivatives d = (x - D)/σ of the two calls before it (the sampler's CFG'd D, caught after CFG)."""
-    calls = []
-    model = bench.model.clone()
-    model.set_model_sampler_post_cfg_function(
-        lambda args: calls.append((args["input"], float(args["sigma"][0]), args["denoised"])) or args["denoised"])
-    bench.sample(model, prompt, seed, SAMPLER, STEPS)
+    calls = bench.calls(bench.model, prompt, seed, SAMPLER, STEPS)[1]
     sigmas = [s for _, s, _ in calls] + [0.0]
     d = [(x - denoised) / s for x, s, denoised in calls]
     errors = {}

@@ -19,6 +19,7 @@ import plot  # noqa: E402
 OUT = pathlib.Path(__file__).resolve().parents[1] / "docs" / "bench"
 SPEEDUPS = [1.5, 2.0, 2.5, 3.0]
 DEFAULT, PAPER, HOLD = "ours (default: error, auto)", "paper (third_order, hold)", "ours (error, hold)"
+PERFECT = "the rule with true local errors"  # bench/perfect_local.py
 PEERS = ("SADA", "ZEUS")
 PLOTTED = (DEFAULT, PAPER, "ours (error, hold)", "ours (error, linear)",
            "SADA (AccelDiff code)", "ZEUS (AccelDiff code)", "SADA (step-level, from the paper)",
@@ -69,9 +70,13 @@ def oracle_gaps(family, rows):
     for r in rows:
         if (r["sampler"], int(r["steps"]), int(r["seed"])) == (oracle["sampler"], oracle["steps"], oracle["seed"]):
             mine[(r["method"], r["prompt"])].append((float(r["full_calls"]) / float(r["calls"]), min(float(r["psnr"]), 100)))
-    return [(x, {reuse: {prompt: at_equal_calls([(oracle["steps"] / p["calls"], p["psnr"]) for p in paths[reuse]], x)
-                                 - at_equal_calls(mine[(method, prompt)], x) for prompt, paths in oracle["paths"].items()}
-                 for reuse, method in (("hold", PAPER), ("auto", DEFAULT))}) for x in SPEEDUPS]
+    perfect = OUT / family / "perfect_local.json"
+    for prompt, points in (json.loads(perfect.read_text())["paths"] if perfect.exists() else {}).items():
+        mine[(PERFECT, prompt)] = [(oracle["steps"] / p["calls"], min(p["psnr"], 100)) for p in points]
+    return [(x, {rule: {prompt: at_equal_calls([(oracle["steps"] / p["calls"], p["psnr"]) for p in paths[reuse]], x)
+                                - at_equal_calls(mine[(method, prompt)], x) for prompt, paths in oracle["paths"].items()}
+                 for rule, reuse, method in (("hold", "hold", PAPER), ("auto", "auto", DEFAULT),
+                                             (PERFECT, "auto", PERFECT))}) for x in SPEEDUPS]
 
 
 def mean_gap(per_prompt):
@@ -157,7 +162,8 @@ def main():
                       "| oracle(auto) minus the default | " + " | ".join(cell(m[1]) for m in means) + " |",
                       "| share of the paper's gap closed | " + " | ".join(
                           cell(100 * (1 - m[1] / m[0])) + " %" if m[0] > 0 else "-" for m in means) + " |"]
-            for reuse, name in (("hold", "oracle(hold) minus the paper's rule"), ("auto", "oracle(auto) minus the default")):
+            for reuse, name in (("hold", "oracle(hold) minus the paper's rule"), ("auto", "oracle(auto) minus the default"),
+                                (PERFECT, f"oracle(auto) minus {PERFECT} (bench/perfect_local.py)")):
                 parts += [f"| {name}, on {prompt} | " + " | ".join(cell(g[reuse][prompt]) for _, g in gaps) + " |"
                           for prompt in gaps[0][1][reuse]]
             parts.append("")
