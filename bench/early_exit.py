@@ -3,6 +3,7 @@ and combined with AdaptiveDiffusion step skipping, and the heads' overhead when 
 
     .runtime/0.33.0/venv/bin/python bench/early_exit.py             # about 30 minutes on one core
     .runtime/0.33.0/venv/bin/python bench/early_exit.py --overhead  # only the overhead, into the last tables
+    .runtime/0.33.0/venv/bin/python bench/early_exit.py --recognition 24  # the recommended q on 24 seeds per prompt
 
 Sidecars: assets/early_exit/demo_wan21_uem_heads.safetensors (the data-free heads-only trainer,
 scripts/train_early_exit.py --demo, the default) and demo_wan21_uem.safetensors (the heads trained
@@ -109,25 +110,16 @@ def sample_one(bench, steps=STEPS):
     return lambda patcher: bench.sample(patcher, demo_space.PROMPTS[0], 0, SAMPLER, steps)
 
 
-def main():
-    torch.set_num_threads(1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    if sys.argv[1:] == ["--overhead"]:  # only the overhead again, into the last run's tables
-        results = json.loads((OUT / "summary.json").read_text())
-        results["overhead_nothing_exits"] = overhead(harness.Bench(WAN_DEMO))
-        write_tables(results, started)
-        return
-    recogniser, accuracy, data_features = classifier.train()
-    print(f"classifier: {accuracy:.3f} accuracy on data pictures ({time.time() - started:.0f}s)", flush=True)
-    bench = harness.Bench(WAN_DEMO)
-    configs = configurations(bench.model)
+def evaluate(bench, configs, pairs, judge, started):
+    """Every configuration on every pair: (one row per run, one summary row per configuration).
+    The first configuration must be the original model: the others are compared with its runs."""
+    recogniser, data_features = judge
     outputs, rows, summary, full_calls = {}, [], [], {}
     for method, params, patcher in configs:
         pictures, labels = [], []
-        for prompt, seed in PAIRS:
+        for prompt, seed in pairs:
             latent, calls, seconds, skip_report = bench.sample(patcher, prompt, seed, SAMPLER, STEPS)
-            full_calls.setdefault((prompt, seed), calls)  # the first configuration is the original model
+            full_calls.setdefault((prompt, seed), calls)
             holder = exit_holder_of(patcher)
             exit_report = holder.last_report if holder else None
             picture = bench.picture(latent)
@@ -154,8 +146,40 @@ def main():
                        "recognised": recognised}
         summary.append(summary_row)
         print(f"{method} {params}: blocks {summary_row['block_fraction']:.3f} compute {summary_row['compute']:.3f} "
-              f"PSNR {summary_row['psnr']:.2f} FD {summary_row['fd_data']:.3f} ({time.time() - started:.0f}s)", flush=True)
+              f"PSNR {summary_row['psnr']:.2f} FD {summary_row['fd_data']:.3f} recognised {recognised:.4f} "
+              f"({time.time() - started:.0f}s)", flush=True)
+    return rows, summary
 
+
+def recognition(bench, judge, seeds, started):
+    """The thresholds around the sidecar's recommendation (0.98), both ways of deciding, against
+    full depth on ``seeds`` seeds per prompt: recognition and FD measured finer than on the main
+    run's 48 pairs, where one sample is 2.1 points."""
+    configs = [("original", "", bench.model)] + [
+        (f"exit (data-free heads, {decide.replace('_', ' ')})", f"q={q}", early_exit(bench.model, HEADS, q, decide))
+        for decide in ("per_block", "per_call") for q in THRESHOLDS[1:4]]
+    pairs = [(p, s) for p in demo_space.PROMPTS for s in range(seeds)]
+    summary = evaluate(bench, configs, pairs, judge, started)[1]
+    (OUT / "recognition.json").write_text(json.dumps({"pairs": len(pairs), "rows": summary}, indent=1))
+
+
+def main():
+    torch.set_num_threads(1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    if sys.argv[1:] == ["--overhead"]:  # only the overhead again, into the last run's tables
+        results = json.loads((OUT / "summary.json").read_text())
+        results["overhead_nothing_exits"] = overhead(harness.Bench(WAN_DEMO))
+        write_tables(results, started)
+        return
+    recogniser, accuracy, data_features = classifier.train()
+    print(f"classifier: {accuracy:.3f} accuracy on data pictures ({time.time() - started:.0f}s)", flush=True)
+    bench = harness.Bench(WAN_DEMO)
+    if sys.argv[1:2] == ["--recognition"]:  # the recommended threshold on more seeds per prompt
+        recognition(bench, (recogniser, data_features), int(sys.argv[2]), started)
+        return
+    configs = configurations(bench.model)
+    rows, summary = evaluate(bench, configs, PAIRS, (recogniser, data_features), started)
     for s, (_, _, patcher) in zip(summary, configs):
         run = sample_one(bench)
         s["wall_ratio"] = wall_ratios(lambda: run(bench.model), {"this": lambda: run(patcher)}, repeats=5)[1]["this"]
