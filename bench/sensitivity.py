@@ -36,27 +36,27 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402  (imports ComfyUI)
 import methods  # noqa: E402
 import metrics  # noqa: E402
+import perfect_local  # noqa: E402
 import plot  # noqa: E402
 from tables import SPEEDUPS, at_equal_calls  # noqa: E402
 
 from adaptive_diffusion.adaptive_core import CalibratedReuse, ErrorControlConfig, ErrorControlledPolicy, REUSE_STRATEGIES  # noqa: E402
-from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
-
 from adaptive_diffusion.nodes.demo_models import DEMO_MODELS  # noqa: E402
+from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
 SAMPLER, STEPS, FIRST = "euler", 50, 2
 
 
 def local_errors(bench, prompt, seed):
-    """Per step t >= FIRST of the full run: ρ_t·||D̂_t - D_t|| / ||D_t|| for D̂ from the line through
-    the derivatives d = (x - D)/σ of the two calls before it (the sampler's CFG'd D, caught after CFG)."""
+    """Per step t >= FIRST of the full run: ρ_t·||D̂_t - D_t|| / ||D_t|| for D̂ as `linear` serves it
+    from the two calls before it (the sampler's CFG'd D, caught after CFG)."""
     calls = bench.calls(bench.model, prompt, seed, SAMPLER, STEPS)[1]
     sigmas = [s for _, s, _ in calls] + [0.0]
     d = [(x - denoised) / s for x, s, denoised in calls]
     errors = {}
     for t in range(FIRST, STEPS):
         x, sigma, denoised = calls[t]
-        predicted = x - sigma * (2 * d[t - 1] - d[t - 2])
+        predicted = perfect_local.predicted("linear", [t - 2, t - 1], d[t - 2:t], None, x, torch.tensor([sigma]), t)
         rho = abs(sigma - sigmas[t + 1]) / sigma
         errors[t] = rho * float((predicted - denoised).norm() / denoised.norm())
     return errors
