@@ -3,7 +3,6 @@ and combined with AdaptiveDiffusion step skipping, and the heads' overhead when 
 
     .runtime/0.33.0/venv/bin/python bench/early_exit.py             # about 30 minutes on one core
     .runtime/0.33.0/venv/bin/python bench/early_exit.py --overhead  # only the overhead, into the last tables
-    .runtime/0.33.0/venv/bin/python bench/early_exit.py --recognition 24  # q 0.99-0.98 on 24 seeds per prompt (1090 s)
 
 Sidecars: assets/early_exit/demo_wan21_uem_heads.safetensors (the data-free heads-only trainer,
 scripts/train_early_exit.py --demo, the default) and demo_wan21_uem.safetensors (the heads trained
@@ -135,8 +134,11 @@ def evaluate(bench, configs, pairs, judge, started):
         with torch.no_grad():
             batch = torch.cat(pictures)
             features = recogniser.features(batch).double()
-            recognised = float((recogniser(batch).argmax(1) == torch.tensor(labels)).float().mean())
+            hits = (recogniser(batch).argmax(1) == torch.tensor(labels)).tolist()
         group = [r for r in rows if (r["method"], r["params"]) == (method, params)]
+        for row, hit in zip(group, hits):
+            row["recognised"] = hit
+        recognised = statistics.mean(hits)
         summary_row = {"method": method, "params": params,
                        "block_fraction": statistics.mean(r["block_fraction"] for r in group),
                        "compute": statistics.mean(r["compute"] for r in group),
@@ -151,18 +153,6 @@ def evaluate(bench, configs, pairs, judge, started):
     return rows, summary
 
 
-def recognition(bench, judge, seeds, started):
-    """The thresholds around the sidecar's recommendation (0.98), both ways of deciding, against
-    full depth on ``seeds`` seeds per prompt: recognition and FD measured finer than on the main
-    run's 48 pairs, where one sample is 2.1 points."""
-    configs = [("original", "", bench.model)] + [
-        (f"exit (data-free heads, {decide.replace('_', ' ')})", f"q={q}", early_exit(bench.model, HEADS, q, decide))
-        for decide in ("per_block", "per_call") for q in THRESHOLDS[1:4]]
-    pairs = [(p, s) for p in demo_space.PROMPTS for s in range(seeds)]
-    summary = evaluate(bench, configs, pairs, judge, started)[1]
-    (OUT / "recognition.json").write_text(json.dumps({"pairs": len(pairs), "rows": summary}, indent=1))
-
-
 def main():
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -175,9 +165,6 @@ def main():
     recogniser, accuracy, data_features = classifier.train()
     print(f"classifier: {accuracy:.3f} accuracy on data pictures ({time.time() - started:.0f}s)", flush=True)
     bench = harness.Bench(WAN_DEMO)
-    if sys.argv[1:2] == ["--recognition"]:  # the thresholds around the recommendation, more seeds
-        recognition(bench, (recogniser, data_features), int(sys.argv[2]), started)
-        return
     configs = configurations(bench.model)
     rows, summary = evaluate(bench, configs, PAIRS, (recogniser, data_features), started)
     for s, (_, _, patcher) in zip(summary, configs):

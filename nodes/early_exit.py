@@ -126,8 +126,8 @@ class AdaptiveDiffusionEarlyExit(io.ComfyNode):
                                        "scripts/), from models/adaptive_diffusion. A full fine-tune's sidecar "
                                        "also carries the tuned backbone weights, which replace the model's."),
                 io.Float.Input("threshold", default=RECOMMENDED_BY_SIDECAR, min=-1.0, max=2.0, step=0.005,
-                               tooltip="How close to the full model an exit must be expected to stay: 0.98 exits "
-                                       "once the heads predict the output within 2 % (relative error) of the full "
+                               tooltip="How close to the full model an exit must be expected to stay: 0.99 exits "
+                                       "once the heads predict the output within 1 % (relative error) of the full "
                                        "model's at a step of the run's mean size, as calibrated for this sidecar; "
                                        "a step half that size may be off twice as much (it moves the picture half "
                                        "as far), a step twice that size half as much. Lower exits earlier (faster, "
