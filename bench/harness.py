@@ -38,8 +38,8 @@ SCHEDULER = "simple"
 
 
 class Bench:
-    def __init__(self, demo):
-        self.demo = demo
+    def __init__(self, demo, scheduler=SCHEDULER):
+        self.demo, self.scheduler = demo, scheduler
         self.model = demo_models.load(demo)
         table = demo_models.prompt_table(demo.name)
         self.positive = {p: [[table[p], {}]] for p in demo_space.PROMPTS}
@@ -60,12 +60,13 @@ class Bench:
         latent = {"samples": torch.zeros(self.demo.empty_latent)}
         if isinstance(runner, comfy.samplers.Sampler):
             noise = comfy.sample.prepare_noise(latent["samples"], seed)
-            sigmas = comfy.samplers.calculate_sigmas(self.model.get_model_object("model_sampling"), SCHEDULER, steps)
+            sigmas = comfy.samplers.calculate_sigmas(self.model.get_model_object("model_sampling"), self.scheduler,
+                                                 steps)
             out = comfy.sample.sample_custom(self.model, noise, CFG, runner, sigmas, self.positive[prompt],
                                              self.negative, latent["samples"], seed=seed, disable_pbar=True)
             holder = None
         else:
-            out = nodes.common_ksampler(runner, seed, steps, CFG, sampler, SCHEDULER, self.positive[prompt],
+            out = nodes.common_ksampler(runner, seed, steps, CFG, sampler, self.scheduler, self.positive[prompt],
                                         self.negative, latent)[0]["samples"]
             holder = holder_of(runner)
         seconds = time.perf_counter() - start

@@ -36,6 +36,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="only ours, the paper's rule and the peers' own code")
     parser.add_argument("--full-plan", nargs="+", default=["euler:50"],
                         help="sampler:steps cells that also run every other baseline (the rest run --quick)")
+    parser.add_argument("--scheduler", default=harness.SCHEDULER,
+                        help="ComfyUI's scheduler for every run (write another one's results to its own --out)")
     parser.add_argument("--out", type=pathlib.Path, default=harness.REPO / "docs" / "bench")
     parser.add_argument("--merge", action="store_true",
                         help="replace only the planned cells' rows in the family's runs.csv, keep the others")
@@ -43,7 +45,7 @@ def main():
     torch.set_num_threads(1)
     if args.acceldiff:
         peers.load(args.acceldiff)
-    bench = harness.Bench(DEMO_MODELS[args.family])
+    bench = harness.Bench(DEMO_MODELS[args.family], args.scheduler)
     plan = [(p.split(":")[0], int(p.split(":")[1])) for p in args.plan] if args.plan else PLAN
     rows, started = [], time.time()
     for i, (sampler, steps) in enumerate(plan):

@@ -128,14 +128,17 @@ def main():
              "PSNR (dB) against the full run of the same prompt and seed, at equal network calls (x = fewer calls "
              "than the full run), linearly interpolated along each method's sweep; '-' where a sweep does not "
              "reach that ratio. Made by bench/quality.py, bench/oracle.py and bench/tables.py.", ""]
-    # one folder per family from bench/quality.py (early_exit/ is bench/early_exit.py's)
-    for family_dir in sorted(p for p in OUT.iterdir() if (p / "summary.json").exists() and p.name != "early_exit"):
-        family = family_dir.name
+    # one folder per family from bench/quality.py (early_exit/ is bench/early_exit.py's), then the runs
+    # with another scheduler than simple (quality.py --scheduler S --out docs/bench/scheduler_S)
+    found = [p.parent for p in sorted(OUT.glob("*/summary.json")) if p.parent.name != "early_exit"]
+    for family_dir in found + [p.parent for p in sorted(OUT.glob("scheduler_*/*/summary.json"))]:
+        family, scheduler = family_dir.name, family_dir.parent.name.removeprefix("scheduler_")
         summary = json.loads((family_dir / "summary.json").read_text())
         with open(family_dir / "runs.csv") as f:
             rows = list(csv.DictReader(f))
         pairs = max(s["pairs"] for s in summary)
-        parts += [f"## {family} ({pairs} prompt x seed pairs)", ""]
+        nested = family_dir.parent != OUT
+        parts += [f"## {family}{f', {scheduler} scheduler' if nested else ''} ({pairs} prompt x seed pairs)", ""]
         for sampler, steps in sorted({(s["sampler"], s["steps"]) for s in summary}, key=lambda k: (-k[1], k[0])):
             curve = curves(summary, family, sampler, steps)
             parts += [f"### {sampler}, {steps} steps", "", "| method | " + " | ".join(f"{x}x" for x in SPEEDUPS)
@@ -153,6 +156,8 @@ def main():
             plot.chart([(m, curve[m]) for m in PLOTTED if m in curve],
                        f"{family}: {sampler}, {steps} steps ({pairs} pairs)", "fewer network calls (x)",
                        "PSNR vs full run (dB)", family_dir / f"pareto_{sampler}_{steps}.png")
+        if nested:  # the oracle and the single-skip studies ran with the simple scheduler only
+            continue
         gaps = oracle_gaps(family, rows)
         if gaps:
             means = [(mean_gap(g["hold"]), mean_gap(g["auto"])) for _, g in gaps]
