@@ -34,12 +34,10 @@ import metrics  # noqa: E402
 import plot  # noqa: E402
 from timing import median_interval, paired_ratios, wall_ratios  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import ErrorControlConfig  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import (RECOMMENDED_BY_SIDECAR, AdaptiveDiffusionEarlyExit,  # noqa: E402
                                                   exit_holder_of, patch_early_exit, same_every_step, thresholds)
-from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
 
 OUT = harness.REPO / "docs" / "bench" / "early_exit"
@@ -99,8 +97,7 @@ def configurations(model):
     out += [("exit (data-free heads, per call)", f"q={t}", early_exit(model, HEADS, t, "per_call")) for t in THRESHOLDS[1:5]]
     out += [("exit (joint heads, per block)", f"q={t}", early_exit(model, JOINT, t)) for t in THRESHOLDS[1:5]]
     out += [("step skipping (default)", f"tol={t}", methods.ours(model, t)) for t in TOLERANCES]
-    out += [("exit + step skipping", f"q={q} tol={t}", patch_model(early_exit(model, HEADS, q),
-                                                                  ErrorControlConfig(t))[0])
+    out += [("exit + step skipping", f"q={q} tol={t}", methods.ours(early_exit(model, HEADS, q), t))
             for q in (0.99, 0.985, 0.98) for t in TOLERANCES]
     return out
 

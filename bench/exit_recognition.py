@@ -25,10 +25,8 @@ import classifier  # noqa: E402
 import methods  # noqa: E402
 from early_exit import HEADS, OUT, early_exit, evaluate  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import ErrorControlConfig  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
-from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
 DECIDES = ("per_block", "per_call")
 ALONE = (0.995, 0.99, 0.985, 0.98)
@@ -40,7 +38,7 @@ def configurations(model):
     out += [(f"exit, {decide}", f"q={q}", early_exit(model, HEADS, q, decide)) for decide in DECIDES for q in ALONE]
     out += [("step skipping (default)", "tol=0.005", methods.ours(model, 0.005))]
     out += [(f"exit, {decide} + step skipping", f"q={q} tol={tol}",
-             patch_model(early_exit(model, HEADS, q, decide), ErrorControlConfig(tol))[0])
+             methods.ours(early_exit(model, HEADS, q, decide), tol))
             for decide in DECIDES for q, tol in COMBINED]
     return out
 
