@@ -38,7 +38,8 @@ def skip_inputs():
                                "third-order latent difference (0.01 is its value for SD at 50 steps)."),
         io.Int.Input("max_skip_steps", default=DEFAULTS.max_skip_steps, min=0, max=100,
                      tooltip="C_max: the most consecutive steps that may reuse before the network must be called "
-                             "again. 0 never skips."),
+                             "again. 0 never skips. On flow models (Wan, Flux, SD3) at up to 2x fewer calls, 2 "
+                             "keeps the picture closer, but allows little more than 2.5x."),
         io.Int.Input("warmup_steps", default=DEFAULTS.warmup_steps, min=0, max=10000,
                      tooltip="The first steps of the run always call the network (counted from the first step "
                              "actually sampled). The error criterion needs two real calls before it can judge, "
