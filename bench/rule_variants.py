@@ -33,7 +33,6 @@ from tables import SPEEDUPS, at_equal_calls, cell  # noqa: E402
 from adaptive_diffusion.adaptive_core import REUSE_STRATEGIES, CalibratedReuse, ErrorControlConfig  # noqa: E402
 from adaptive_diffusion.adaptive_core import ErrorControlledPolicy  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import DEMO_MODELS  # noqa: E402
-from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
 OUT = harness.REPO / "docs" / "bench" / "rule_variants"
 
@@ -53,7 +52,7 @@ class WindowTotalPolicy(ErrorControlledPolicy):
             if size > 0:  # the policy multiplies the error by this size: hand it the run's total
                 values = {**values, "error": (self.spent + own) / size}
         decision = super().decide(step, values)
-        self.spent = 0.0 if decision.compute or own is None else self.spent + own
+        self.spent = 0.0 if decision.compute else self.spent + own  # a skip always had an error
         return decision
 
     def overrule(self, decision):
@@ -71,7 +70,7 @@ class WindowTotal(ErrorControlConfig):
 VARIANTS = {"default (C_max 4)": lambda model, t: methods.ours(model, t),
             "C_max 2": lambda model, t: methods.ours(model, t, max_skip_steps=2),
             "C_max 3": lambda model, t: methods.ours(model, t, max_skip_steps=3),
-            "window total": lambda model, t: patch_model(model, WindowTotal(t))[0]}
+            "window total": lambda model, t: methods.patched(model, WindowTotal(t))}
 
 
 def run_cell(spec, pairs):
