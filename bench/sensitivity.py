@@ -40,7 +40,7 @@ import perfect_local  # noqa: E402
 import plot  # noqa: E402
 from tables import SPEEDUPS, at_equal_calls  # noqa: E402
 
-from adaptive_diffusion.adaptive_core import CalibratedReuse, ErrorControlConfig, ErrorControlledPolicy, REUSE_STRATEGIES  # noqa: E402
+from adaptive_diffusion.adaptive_core import ErrorControlConfig, ErrorControlledPolicy  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import DEMO_MODELS  # noqa: E402
 from adaptive_diffusion.nodes.patch import patch_model  # noqa: E402
 
@@ -105,7 +105,7 @@ class Charged(ErrorControlConfig):
     amplification: tuple = ()  # (step, amplification) pairs
 
     def build(self):
-        reuse = CalibratedReuse(REUSE_STRATEGIES[self.reuse], calibrate=True)
+        reuse = super().build()[1]  # the default's reuse; only the policy differs
         return ChargedPolicy(self, reuse, dict(self.amplification)), reuse
 
 
