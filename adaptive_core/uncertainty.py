@@ -196,15 +196,20 @@ def certainty_needed(knots, target_error):
     return needed
 
 
-def needed_per_step(knots, target_error, schedule):
-    """Per step of the schedule (σ_0 > … > 0), ``certainty_needed`` for that step's share of the
-    error: target_error·ρ̄/ρ, with ρ = |σ - σ'|/σ the step's relative size and ρ̄ its mean over the
-    run. An exit whose output is off by e moves the latent by ρ·e (the Euler form every sampler
-    shares to first order), so each step may put the same error into the latent as an exit within
-    target_error at a step of mean size, and the run as a whole the same as that exit at every step:
-    spent where exiting is cheap, at the small steps, and sparingly at the large last ones."""
+def step_targets(target_error, schedule):
+    """Per step of the schedule (σ_0 > … > 0), the relative exit error it may take: target_error·ρ̄/ρ,
+    with ρ = |σ - σ'|/σ the step's relative size and ρ̄ its mean over the run. An exit whose output
+    is off by e moves the latent by ρ·e (the Euler form every sampler shares to first order), so each
+    step may put the same error into the latent as an exit within target_error at a step of mean
+    size, and the run as a whole the same as that exit at every step: spent where exiting is cheap,
+    at the small steps, and sparingly at the large last ones."""
     sizes = [abs(s - s_next) / s if s > 0 else 0.0 for s, s_next in zip(schedule, schedule[1:])]
     mean = sum(sizes) / len(sizes) if sizes else 0.0
     # a step that does not move the latent takes any exit, unless no exit is allowed at all
     unmoved = math.inf if target_error > 0 else target_error
-    return [certainty_needed(knots, target_error * mean / size if size > 0 else unmoved) for size in sizes]
+    return [target_error * mean / size if size > 0 else unmoved for size in sizes]
+
+
+def needed_per_step(knots, target_error, schedule):
+    """Per step of the schedule, ``certainty_needed`` for that step's share of the error (step_targets)."""
+    return [certainty_needed(knots, target) for target in step_targets(target_error, schedule)]

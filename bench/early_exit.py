@@ -106,9 +106,16 @@ def sample_one(bench, steps=STEPS):
     return lambda patcher: bench.sample(patcher, demo_space.PROMPTS[0], 0, SAMPLER, steps)
 
 
-def evaluate(bench, configs, pairs, judge, started):
+def exit_blocks(patcher):
+    """The last run's blocks evaluated per block of a full run (1 without early exit)."""
+    holder = exit_holder_of(patcher)
+    return holder.last_report.block_fraction if holder and holder.last_report else 1.0
+
+
+def evaluate(bench, configs, pairs, judge, started, blocks_of=exit_blocks):
     """Every configuration on every pair: (one row per run, one summary row per configuration).
-    The first configuration must be the original model: the others are compared with its runs."""
+    The first configuration must be the original model: the others are compared with its runs.
+    ``blocks_of(patcher)``: the fraction of blocks its last run evaluated."""
     recogniser, data_features = judge
     outputs, rows, summary, full_calls = {}, [], [], {}
     for method, params, patcher in configs:
@@ -116,12 +123,10 @@ def evaluate(bench, configs, pairs, judge, started):
         for prompt, seed in pairs:
             latent, calls, seconds, skip_report = bench.sample(patcher, prompt, seed, SAMPLER, STEPS)
             full_calls.setdefault((prompt, seed), calls)
-            holder = exit_holder_of(patcher)
-            exit_report = holder.last_report if holder else None
             picture = bench.picture(latent)
             outputs[(method, params, prompt, seed)] = picture
             reference = outputs.get(("original", "", prompt, seed), picture)
-            blocks = exit_report.block_fraction if exit_report else 1.0
+            blocks = blocks_of(patcher)
             rows.append({"method": method, "params": params, "prompt": prompt, "seed": seed,
                          "calls": calls, "block_fraction": blocks,
                          "compute": calls * blocks / full_calls[(prompt, seed)],

@@ -12,7 +12,8 @@ from adaptive_diffusion.adaptive_core import ExitReport, ExitRun, RunStatus, Unc
 from adaptive_diffusion.adaptive_core.early_exit import ExitStep  # noqa: E402
 from adaptive_diffusion.adaptive_core.uncertainty import (Readout, adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
                                                           needed_per_step,
-                                                          pseudo_certainty, relative_exit_errors, time_features,
+                                                          pseudo_certainty, relative_exit_errors, step_targets,
+                                                          time_features,
                                                           token_sample)
 
 SIGMOID = {b: 1 / (1 + math.exp(-b)) for b in (-2.0, 0.0, 1.0, 3.0)}
@@ -136,6 +137,7 @@ def test_each_step_may_put_the_same_error_into_the_latent():
     # relative step sizes |σ - σ'|/σ: 0.1, 0.5, 1 (the last step lands on 0); mean 1.6/3
     needed = needed_per_step(knots, 0.03, [10.0, 9.0, 4.5, 0.0])
     targets = [0.03 * (1.6 / 3) / size for size in (0.1, 0.5, 1.0)]
+    assert step_targets(0.03, [10.0, 9.0, 4.5, 0.0]) == pytest.approx(targets)
     assert [row[0] for row in needed] == pytest.approx([1 - t / 0.4 for t in targets])
     assert needed[0][0] < needed[1][0] < needed[2][0]  # the small first step exits most easily
     # a step that does not move takes any exit, unless no exit may happen anywhere (threshold > 1)
