@@ -4,7 +4,7 @@ sidecar's recommendation, both ways of deciding, alone and combined with step sk
 seeds per prompt of the demo model (euler 50, cfg 3), against full depth on the same pairs.
 
     .runtime/0.33.0/venv/bin/python bench/exit_recognition.py --seeds 24   # 192 pairs, about 30 minutes
-    .runtime/0.33.0/venv/bin/python bench/exit_recognition.py --seeds 24 --oracle   # about 30 minutes
+    .runtime/0.33.0/venv/bin/python bench/exit_recognition.py --seeds 24 --oracle   # about 45 minutes
 
 ``--oracle`` asks how much of the shortfall is the heads': beside the heads at the thresholds around
 the recommendation it runs an oracle exit, which computes every exit's output at each forward pass
@@ -30,7 +30,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402  (imports ComfyUI and this extension)
 import classifier  # noqa: E402
 import methods  # noqa: E402
-from early_exit import HEADS, OUT, SAMPLER, STEPS, early_exit, evaluate, exit_blocks  # noqa: E402
+from early_exit import HEADS, OUT, STEPS, early_exit, evaluate, exit_blocks  # noqa: E402
 import comfy.patcher_extension  # noqa: E402
 import comfy.samplers  # noqa: E402
 
