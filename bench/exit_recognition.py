@@ -34,7 +34,7 @@ from early_exit import HEADS, OUT, STEPS, early_exit, evaluate, exit_blocks  # n
 import comfy.patcher_extension  # noqa: E402
 import comfy.samplers  # noqa: E402
 
-from adaptive_diffusion.adaptive_core.uncertainty import relative_exit_errors, step_targets  # noqa: E402
+from adaptive_diffusion.adaptive_core.calibration import relative_exit_errors, step_targets  # noqa: E402
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.exits import exit_outputs  # noqa: E402

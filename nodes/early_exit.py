@@ -17,7 +17,7 @@ from comfy_api.latest import io
 
 from ..adaptive_core import ExitReport, ExitRun
 from ..adaptive_core.early_exit import DECIDE
-from ..adaptive_core.uncertainty import needed_per_step
+from ..adaptive_core.calibration import needed_per_step
 from ..maps import render_layer_map
 from .exits import SUPPORTED, hidden_of, layout_of, passthrough
 from .run_scope import SharedHolder, attach, holder_on
@@ -38,8 +38,10 @@ def thresholds(metadata, blocks, threshold):
         threshold = float(metadata.get("recommended_threshold", RECOMMENDED))
     if "calibration" not in metadata:
         return threshold, same_every_step([threshold if threshold <= 1 else float("inf")] * blocks)
-    knots = json.loads(metadata["calibration"])
-    return threshold, lambda schedule: needed_per_step(knots, 1 - threshold, schedule)
+    calibration = json.loads(metadata["calibration"])
+    if isinstance(calibration, list):  # saved before the σ bands: one table for every σ
+        calibration = {"edges": [], "knots": [calibration]}
+    return threshold, lambda schedule: needed_per_step(calibration, 1 - threshold, schedule)
 
 
 def same_every_step(needed):

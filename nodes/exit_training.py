@@ -136,15 +136,16 @@ class HeadsTrainer:
 
     def save(self, path: pathlib.Path, info, backbone=None):
         """The heads as a sidecar, calibrated on the held-out calls."""
-        certainties, errors = [], []
+        certainties, errors, sigmas = [], [], []
         with torch.no_grad():
             for call in self.held_out:
                 outputs, hidden, sigma = self.exits(call)
                 certainties.append(torch.stack([self.heads(i, h.float(), sigma).mean(1) for i, h in enumerate(hidden)]))
                 errors.append(outputs)
-        outputs = [torch.cat([e[i] for e in errors]) for i in range(self.layout.blocks)]
+                sigmas.append(sigma.flatten().expand(len(outputs[0])))
+        outputs = [torch.cat([e[i] for e in errors]).cpu() for i in range(self.layout.blocks)]
         save_sidecar(path, self.heads.cpu(), fingerprint(self.diffusion_model),
-                     calibrated(info, torch.cat(certainties, 1).cpu(), [o.cpu() for o in outputs]), backbone)
+                     calibrated(info, torch.cat(certainties, 1).cpu(), outputs, torch.cat(sigmas).cpu()), backbone)
         self.heads.to(self.device)
 
 

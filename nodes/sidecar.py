@@ -10,7 +10,8 @@ import safetensors
 import safetensors.torch
 import torch
 
-from ..adaptive_core.uncertainty import UncertaintyHeads, fit_calibration, relative_exit_errors
+from ..adaptive_core.calibration import fit_calibration, relative_exit_errors
+from ..adaptive_core.uncertainty import UncertaintyHeads
 
 FOLDER = "adaptive_diffusion"
 FORMAT = "adaptive-diffusion-uem/1"
@@ -43,12 +44,13 @@ def fingerprint(diffusion_model):
 RECOMMENDED = 0.99
 
 
-def calibrated(info, certainties, exit_outputs, recommended=RECOMMENDED):
+def calibrated(info, certainties, exit_outputs, sigmas, recommended=RECOMMENDED):
     """``info`` plus the calibration that makes a sidecar's threshold mean one thing everywhere:
-    per block, the expected relative error of exiting there for each level of raw certainty,
-    fitted on held-out samples (certainties: (blocks, samples); exit_outputs: per block)."""
-    knots = fit_calibration(certainties, relative_exit_errors(exit_outputs))
-    return {**info, "calibration": json.dumps(knots),
+    per band of σ and block, the expected relative error of exiting there for each level of raw
+    certainty, fitted on held-out samples (certainties: (blocks, samples); exit_outputs: per block;
+    sigmas: (samples,))."""
+    calibration = fit_calibration(certainties, relative_exit_errors(exit_outputs), sigmas)
+    return {**info, "calibration": json.dumps(calibration), "calibration_samples": certainties.shape[1],
             "recommended_threshold": info.get("recommended_threshold", recommended)}
 
 

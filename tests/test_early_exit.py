@@ -16,7 +16,7 @@ import tiny_models
 from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.early_exit import (AdaptiveDiffusionEarlyExit, AdaptiveDiffusionLayerMap,  # noqa: E402
-                                                 exit_holder_of, patch_early_exit, same_every_step)
+                                                 exit_holder_of, patch_early_exit, same_every_step, thresholds)
 from adaptive_diffusion.nodes.exits import layout_of  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import check_matches, fingerprint, load_sidecar, save_sidecar  # noqa: E402
 
@@ -155,6 +155,15 @@ def test_bundled_sidecar_above_one_is_bit_identical_and_below_exits(demo):
     assert sum(counts) == report.blocks_evaluated < 12 * len(counts)
 
 
+def test_a_sidecar_calibrated_before_the_sigma_bands_reads_as_one_band():
+    tables = [[[0.0, 0.4], [1.0, 0.0]]] * 2  # per block: the error falls from 0.4 at certainty 0 to 0 at 1
+    old = thresholds({"calibration": json.dumps(tables)}, 2, 0.97)[1]
+    banded = thresholds({"calibration": json.dumps({"edges": [], "knots": [tables]})}, 2, 0.97)[1]
+    schedule = [10.0, 9.0, 4.5, 0.0]  # step sizes 0.1, 0.5, 1: the first step may take 0.03 · (1.6/3) / 0.1
+    assert old(schedule) == banded(schedule)
+    assert old(schedule)[0] == pytest.approx([1 - 0.03 * (1.6 / 3) / 0.1 / 0.4] * 2)
+
+
 def test_mismatched_sidecars_are_refused(demo, wan, tmp_path):
     with pytest.raises(ValueError, match="trained for demo_wan21.safetensors, a different architecture"):
         AdaptiveDiffusionEarlyExit.execute(wan.patcher, SIDECAR, 0.9)
@@ -221,7 +230,10 @@ def test_data_free_trainer_lowers_its_held_out_loss_and_resumes_bit_identically(
     held = [h["held_out"] for h in history if "held_out" in h]
     assert len(held) == 3 and held[0] > held[1] > held[2] and held[2] < 0.5 * held[0], held
     heads, backbone, metadata = load_sidecar(straight)
-    assert metadata["mode"] == "heads" and backbone is None and json.loads(metadata["calibration"])
+    # every tenth of the 64 calls held out: steps 0, 2, 4 and 6 of the 8, so four bands of σ, one level each
+    calibration = json.loads(metadata["calibration"])
+    assert metadata["mode"] == "heads" and backbone is None and len(calibration["knots"]) == 4
+    assert len(calibration["edges"]) == 3 and calibration["edges"] == sorted(calibration["edges"], reverse=True)
     check_matches(metadata, demo.patcher.get_model_object("diffusion_model"), "uem")
     assert _train(resumed, "--train-steps", "40", "--checkpoint-every", "20", "--stop-after", "20").returncode == 0
     assert not resumed.exists()

