@@ -1,0 +1,125 @@
+"""Whether an early-exit threshold means what it says, offline on recorded full-depth calls of the
+demo model: the bundled data-free heads, calibrated once on 8 prompts x seeds 100-103 at euler
+simple 30 (as the bundled sidecar is), applied to runs of other seeds, step counts and schedulers.
+
+Every exit of every recorded call is computed, so each rule's choice is scored exactly: the blocks
+it runs and the error it puts into the latent per run, the sum over passes of ρ·e (e the chosen
+exit's relative error against full depth, ρ the step's relative size; what step_targets shares
+out). The oracle takes the earliest exit within each pass's share of 1 - q, so its error is what
+q allows; a calibration that means q puts in as much, and one that skips more blocks at the same
+error ranks the exits better. Two calibrations, fitted on the same calls: one table pooled over
+every σ (the sidecars before the σ bands) and the σ-banded one (adaptive_core/calibration.py).
+
+    .runtime/0.33.0/venv/bin/python bench/exit_calibration.py   # about 12 minutes
+
+Writes docs/bench/early_exit/calibration.{json,md}.
+"""
+import json
+import pathlib
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (imports ComfyUI and this extension)
+from early_exit import HEADS, OUT  # noqa: E402
+import comfy.samplers  # noqa: E402
+
+from adaptive_diffusion.adaptive_core.calibration import (fit_calibration, fit_knots, needed_per_step,  # noqa: E402
+                                                          relative_exit_errors, step_targets)
+from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
+from adaptive_diffusion.nodes.exit_training import HeadsTrainer, record_calls  # noqa: E402
+from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
+
+FIT = ([100, 101, 102, 103], "simple", 30)
+CELLS = [("simple", 50), ("simple", 20), ("beta", 50), ("linear_quadratic", 50)]
+EVALUATED = [200, 201, 202]
+QS = (0.995, 0.99, 0.9875, 0.985)
+
+
+def recorded(bench, heads, seeds, scheduler, steps):
+    """(certainty per block, relative exit error per block, σ) of every sample of every full-depth call."""
+    runs = [dict(seed=seed, steps=steps, cfg=harness.CFG, sampler_name="euler", scheduler=scheduler,
+                 positive=bench.positive[prompt], negative=bench.negative,
+                 latent={"samples": torch.zeros(WAN_DEMO.empty_latent)})
+            for prompt in bench.positive for seed in seeds]
+    calls = record_calls(bench.model, runs)
+    trainer = HeadsTrainer(bench.model, [], calls, heads=heads)
+    certainties, errors, sigmas = [], [], []
+    with torch.no_grad():
+        for call in calls:
+            outputs, hidden, sigma = trainer.exits(call)
+            certainties.append(torch.stack([heads(i, h.float(), sigma).mean(1) for i, h in enumerate(hidden)]).cpu())
+            errors.append(relative_exit_errors(outputs).cpu())
+            sigmas.append(float(sigma.flatten()[0]))
+    return torch.stack(certainties), torch.stack(errors), sigmas, len(runs)
+
+
+def chosen(certainties, errors, sigmas, schedule, q, calibration):
+    """Per pass, the exit taken: the oracle's (calibration None) or the heads' on the batch's mean certainty."""
+    targets = dict(zip(schedule, step_targets(1 - q, schedule)))
+    needed = None if calibration is None else dict(zip(schedule, needed_per_step(calibration, 1 - q, schedule)))
+    exits = []
+    for c, e, sigma in zip(certainties, errors, sigmas):
+        ok = e.mean(1) <= targets[sigma] if needed is None else c.mean(1) >= torch.tensor(needed[sigma])
+        ok[-1] = True
+        exits.append(int(ok.nonzero()[0]))
+    return exits
+
+
+def scored(exits, errors, sigmas, schedule, runs):
+    size = {s: abs(s - s_next) / s for s, s_next in zip(schedule, schedule[1:])}
+    blocks = errors.shape[1]
+    injected = sum(size[sigma] * float(e[at].mean()) for at, e, sigma in zip(exits, errors, sigmas)) / runs
+    return {"fewer_blocks": 1 - sum(at + 1 for at in exits) / (len(exits) * blocks), "injected": injected}
+
+
+def main():
+    started = time.time()
+    torch.set_num_threads(1)
+    bench = harness.Bench(WAN_DEMO)
+    heads = load_sidecar(BUNDLED / HEADS)[0]
+    c, e, sigmas, _ = recorded(bench, heads, *FIT)
+    flat = lambda values: values.permute(1, 0, 2).reshape(values.shape[1], -1)  # (blocks, samples)
+    samples = torch.tensor(sigmas).repeat_interleave(c.shape[2])
+    calibrations = {"oracle": None,
+                    "pooled": {"edges": [], "knots": [fit_knots(flat(c), flat(e))]},
+                    "banded": fit_calibration(flat(c), flat(e), samples)}
+    rows = []
+    for scheduler, steps in CELLS:
+        c, e, sigmas, runs = recorded(bench, heads, EVALUATED, scheduler, steps)
+        schedule = comfy.samplers.calculate_sigmas(bench.model.get_model_object("model_sampling"), scheduler,
+                                                   steps).tolist()
+        for name, calibration in calibrations.items():
+            for q in QS:
+                rows.append({"scheduler": scheduler, "steps": steps, "rule": name, "q": q,
+                             **scored(chosen(c, e, sigmas, schedule, q, calibration), e, sigmas, schedule, runs)})
+        print(f"{scheduler} {steps}: {time.time() - started:.0f}s", flush=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "calibration.json").write_text(json.dumps({"fit": FIT, "evaluated_seeds": EVALUATED, "rows": rows,
+                                                      "seconds": time.time() - started}, indent=1))
+    (OUT / "calibration.md").write_text(table(rows))
+    print(table(rows))
+
+
+def table(rows):
+    """Per cell and q: each rule's fewer blocks and error put in, and that error over the oracle's."""
+    oracle = {(r["scheduler"], r["steps"], r["q"]): r["injected"] for r in rows if r["rule"] == "oracle"}
+    lines = ["Early exit offline: the bundled heads calibrated once (8 prompts x seeds 100-103, euler simple 30), "
+             f"scored on every full-depth call of 8 prompts x seeds {EVALUATED[0]}-{EVALUATED[-1]} (bench/exit_calibration.py). "
+             "Per cell: fewer blocks / error put into the latent per run (sum of rho*e) / that error over the oracle's at "
+             "the same q (1.00: q means what it says).", "",
+             "| euler, scheduler, steps | rule | " + " | ".join(f"q {q}" for q in QS) + " |",
+             "|---|---|" + "---|" * len(QS)]
+    for r in rows:
+        if r["q"] == QS[0]:
+            cells = [x for x in rows if (x["scheduler"], x["steps"], x["rule"]) == (r["scheduler"], r["steps"], r["rule"])]
+            lines.append(f"| {r['scheduler']} {r['steps']} | {r['rule']} | " + " | ".join(
+                f"{100 * x['fewer_blocks']:.1f} % / {x['injected']:.4f} / "
+                f"{x['injected'] / oracle[(x['scheduler'], x['steps'], x['q'])]:.2f}" for x in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
