@@ -12,6 +12,7 @@ import math
 import torch
 
 BANDS, BINS = 5, 8
+MIN_PER_BIN = 4  # with fewer samples a band's table is noisier than one pooled over the bands
 
 
 def relative_exit_errors(exit_outputs):
@@ -28,8 +29,10 @@ def band_of(edges, sigma: float) -> int:
 def fit_calibration(certainties, errors, sigmas, bands=BANDS, bins=BINS):
     """{"edges": the σ where each band after the first begins (descending), "knots": per band, per
     block, knots (certainty, expected relative exit error)}. The bands hold equally many of the σ
-    levels seen (a run's steps), so each has about as many samples.
+    levels seen (a run's steps), so each has about as many samples; as many bands as give each bin
+    MIN_PER_BIN samples, down to one.
     certainties, errors: (blocks, samples); sigmas: (samples,)."""
+    bands = max(1, min(bands, len(sigmas) // (bins * MIN_PER_BIN)))
     levels = sigmas.unique().flip(0)
     edges = [float(group[0]) for group in levels.tensor_split(bands)[1:] if len(group)]
     band = torch.tensor([band_of(edges, float(s)) for s in sigmas])

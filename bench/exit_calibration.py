@@ -10,7 +10,7 @@ q allows; a calibration that means q puts in as much, and one that skips more bl
 error ranks the exits better. Two calibrations, fitted on the same calls: one table pooled over
 every σ (the sidecars before the σ bands) and the σ-banded one (adaptive_core/calibration.py).
 
-    .runtime/0.33.0/venv/bin/python bench/exit_calibration.py   # about 12 minutes
+    .runtime/0.33.0/venv/bin/python bench/exit_calibration.py   # 9 minutes beside two other benchmarks
 
 Writes docs/bench/early_exit/calibration.{json,md}.
 """

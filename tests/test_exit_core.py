@@ -121,8 +121,8 @@ def test_calibration_fits_eight_bins_by_default_and_never_an_empty_one():
 
 def test_each_band_of_sigma_has_its_own_table():
     # the same certainties promise 4x the error at σ 10 and 5 as at σ 1 and 0.5
-    c = torch.tensor([0.2, 0.4, 0.6, 0.8])
-    sigmas = torch.tensor([10.0, 5.0, 10.0, 5.0, 1.0, 0.5, 1.0, 0.5])
+    c = torch.tensor([0.2, 0.4, 0.6, 0.8]).repeat(2)
+    sigmas = torch.tensor([10.0, 5.0, 10.0, 5.0, 1.0, 0.5, 1.0, 0.5]).repeat_interleave(2)
     errors = torch.cat([0.4 * (1 - c), 0.1 * (1 - c)])[None]
     calibration = fit_calibration(torch.cat([c, c])[None], errors, sigmas, bands=2, bins=2)
     assert calibration["edges"] == [1.0]  # where the second band begins
@@ -133,6 +133,9 @@ def test_each_band_of_sigma_has_its_own_table():
     needed = needed_per_step(calibration, 0.05, [10.0, 5.0, 0.5, 0.0])
     assert needed[:2] == [[math.inf]] * 2  # nothing seen at high σ promises 0.08
     assert needed[2] == pytest.approx([0.3 + 0.4 * 0.03 / 0.04])  # between the low band's knots
+    # half the samples: fewer than MIN_PER_BIN per bin in two bands, so one table for every σ
+    pooled = fit_calibration(torch.cat([c, c])[None, ::2], errors[:, ::2], sigmas[::2], bands=2, bins=2)
+    assert pooled["edges"] == [] and len(pooled["knots"]) == 1
 
 
 def test_calibration_never_promises_less_error_than_a_more_certain_bin():
