@@ -11,6 +11,8 @@ the recommendation it runs an oracle exit, which computes every exit's output at
 and takes the earliest whose true relative error against full depth is within the step's share of
 1 - q (the same allocation over steps as the heads' calibration, step_targets): the best any
 certainty head could do with this model's exits under that allocation. Writes oracle.{json,md}.
+``--held-out`` runs the heads at the same thresholds on the next N seeds per prompt (24-47 for
+--seeds 24): a check of a threshold picked on the first N. Writes held_out.{json,md}.
 
 Recognition is compared pair by pair: ``lost`` counts pairs the full model's picture is recognised
 on and this configuration's is not, ``gained`` the reverse; the difference's 95 % interval is the
@@ -57,6 +59,11 @@ def configurations(model):
 ORACLE = (0.99, 0.9875, 0.985)
 
 
+def heads_configurations(model):
+    return [("original", "", model)] + [("exit, per_block", f"q={q}", early_exit(model, HEADS, q, "per_block"))
+                                        for q in ORACLE]
+
+
 class OracleExit:
     """An APPLY_MODEL wrapper that serves each forward pass with its earliest exit whose relative
     error against the full output (of the network's d = (x - denoised)/σ, as the calibration
@@ -92,8 +99,7 @@ def oracle_configurations(bench):
     model = bench.model
     schedule = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), bench.scheduler,
                                                STEPS).tolist()
-    out, oracles = [("original", "", model)], {}
-    out += [("exit, per_block", f"q={q}", early_exit(model, HEADS, q, "per_block")) for q in ORACLE]
+    out, oracles = heads_configurations(model), {}
     for q in ORACLE:
         patcher, oracle = model.clone(), OracleExit(q, schedule, bench)
         patcher.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, "oracle_exit", oracle)
@@ -119,21 +125,28 @@ def paired(rows, method, params):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=24, help="seeds per prompt")
-    parser.add_argument("--oracle", action="store_true", help="the heads against an oracle exit (oracle.md)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--oracle", action="store_true", help="the heads against an oracle exit (oracle.md)")
+    choice.add_argument("--held-out", action="store_true", help="the heads on the next N seeds (held_out.md)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.time()
     recogniser, _, data_features = classifier.train()
     bench = harness.Bench(WAN_DEMO)
-    pairs = [(p, s) for p in demo_space.PROMPTS for s in range(args.seeds)]
-    name, (configs, blocks_of) = (("oracle", oracle_configurations(bench)) if args.oracle
-                                  else ("recognition", (configurations(bench.model), exit_blocks)))
+    first = args.seeds if args.held_out else 0
+    pairs = [(p, s) for p in demo_space.PROMPTS for s in range(first, first + args.seeds)]
+    if args.oracle:
+        name, (configs, blocks_of) = "oracle", oracle_configurations(bench)
+    else:
+        name, blocks_of = ("held_out" if args.held_out else "recognition"), exit_blocks
+        configs = heads_configurations(bench.model) if args.held_out else configurations(bench.model)
     rows, summary = evaluate(bench, configs, pairs, (recogniser, data_features), started, blocks_of)
     for s in summary:
         s.update(paired(rows, s["method"], s["params"]))
     (OUT / f"{name}.json").write_text(json.dumps({"pairs": len(pairs), "rows": summary}, indent=1))
     full = summary[0]
-    lines = [f"# Early exit on {len(pairs)} pairs (demo model, {args.seeds} seeds per prompt, euler 50, cfg 3)", "",
+    lines = [f"# Early exit on {len(pairs)} pairs (demo model, seeds {first}-{first + args.seeds - 1} per prompt, "
+             "euler 50, cfg 3)", "",
              "Recognised: the share of pictures the kept classifier recognises as their prompt; lost / gained: "
              "pairs recognised at full depth and not here / the reverse; difference: its 95 % interval. "
              "Targets: exit alone ≥ 35 % fewer blocks, with step skipping ≥ 3.5x less compute; both with "
@@ -151,7 +164,7 @@ def main():
                      f"{100 * s['recognised']:.1f} % | {s['lost']} / {s['gained']} | "
                      f"{100 * s['difference']:+.1f} ({low:+.1f} to {high:+.1f}) | "
                      f"{s['fd_data']:.1f} ({100 * (s['fd_data'] / full['fd_data'] - 1):+.0f} %) |")
-    flag = " --oracle" if args.oracle else ""
+    flag = " --oracle" if args.oracle else " --held-out" if args.held_out else ""
     lines += ["", f"Reproduce: .runtime/0.33.0/venv/bin/python bench/exit_recognition.py --seeds {args.seeds}{flag} "
               f"(this run: {time.time() - started:.0f} s)"]
     (OUT / f"{name}.md").write_text("\n".join(lines) + "\n")
