@@ -27,7 +27,7 @@ from early_exit import HEADS, OUT  # noqa: E402
 import comfy.samplers  # noqa: E402
 
 from adaptive_diffusion.adaptive_core.calibration import (fit_calibration, fit_knots, needed_per_step,  # noqa: E402
-                                                          relative_exit_errors, step_targets)
+                                                          step_targets)
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
 from adaptive_diffusion.nodes.exit_training import HeadsTrainer, record_calls  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
@@ -45,14 +45,8 @@ def recorded(bench, heads, seeds, scheduler, steps):
                  latent={"samples": torch.zeros(WAN_DEMO.empty_latent)})
             for prompt in bench.positive for seed in seeds]
     calls = record_calls(bench.model, runs)
-    trainer = HeadsTrainer(bench.model, [], calls, heads=heads)
-    certainties, errors, sigmas = [], [], []
-    with torch.no_grad():
-        for call in calls:
-            outputs, hidden, sigma = trainer.exits(call)
-            certainties.append(torch.stack([heads(i, h.float(), sigma).mean(1) for i, h in enumerate(hidden)]).cpu())
-            errors.append(relative_exit_errors(outputs).cpu())
-            sigmas.append(float(sigma.flatten()[0]))
+    certainties, errors, sigmas = zip(*HeadsTrainer(bench.model, [], calls, heads=heads).judged(calls))
+    sigmas = [float(sigma[0]) for sigma in sigmas]
     return torch.stack(certainties), torch.stack(errors), sigmas, len(runs)
 
 

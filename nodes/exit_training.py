@@ -21,6 +21,7 @@ import torch
 from comfy_api.latest import io
 
 from ..adaptive_core import UncertaintyHeads
+from ..adaptive_core.calibration import relative_exit_errors
 from ..adaptive_core.uncertainty import adadiff_loss
 from .exits import exit_outputs, layout_of
 from .sidecar import FOLDER, calibrated, fingerprint, save_sidecar
@@ -134,18 +135,23 @@ class HeadsTrainer:
         self.generator.set_state(state["generator"])
         self.step, self.history = state["step"], state["history"]
 
+    def judged(self, calls):
+        """Per call: (each block's certainty, each exit's relative error against full depth, σ), per
+        sample and on the CPU: what a calibration is fitted on and scored against."""
+        judged = []
+        with torch.no_grad():
+            for call in calls:
+                outputs, hidden, sigma = self.exits(call)
+                certainties = torch.stack([self.heads(i, h.float(), sigma).mean(1) for i, h in enumerate(hidden)])
+                judged.append((certainties.cpu(), relative_exit_errors(outputs).cpu(),
+                               sigma.flatten().expand(len(outputs[0])).cpu()))
+        return judged
+
     def save(self, path: pathlib.Path, info, backbone=None):
         """The heads as a sidecar, calibrated on the held-out calls."""
-        certainties, errors, sigmas = [], [], []
-        with torch.no_grad():
-            for call in self.held_out:
-                outputs, hidden, sigma = self.exits(call)
-                certainties.append(torch.stack([self.heads(i, h.float(), sigma).mean(1) for i, h in enumerate(hidden)]))
-                errors.append(outputs)
-                sigmas.append(sigma.flatten().expand(len(outputs[0])))
-        outputs = [torch.cat([e[i] for e in errors]).cpu() for i in range(self.layout.blocks)]
+        certainties, errors, sigmas = zip(*self.judged(self.held_out))
         save_sidecar(path, self.heads.cpu(), fingerprint(self.diffusion_model),
-                     calibrated(info, torch.cat(certainties, 1).cpu(), outputs, torch.cat(sigmas).cpu()), backbone)
+                     calibrated(info, torch.cat(certainties, 1), torch.cat(errors, 1), torch.cat(sigmas)), backbone)
         self.heads.to(self.device)
 
 

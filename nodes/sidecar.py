@@ -10,7 +10,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from ..adaptive_core.calibration import fit_calibration, relative_exit_errors
+from ..adaptive_core.calibration import fit_calibration
 from ..adaptive_core.uncertainty import UncertaintyHeads
 
 FOLDER = "adaptive_diffusion"
@@ -44,12 +44,12 @@ def fingerprint(diffusion_model):
 RECOMMENDED = 0.99
 
 
-def calibrated(info, certainties, exit_outputs, sigmas, recommended=RECOMMENDED):
+def calibrated(info, certainties, errors, sigmas, recommended=RECOMMENDED):
     """``info`` plus the calibration that makes a sidecar's threshold mean one thing everywhere:
     per band of σ and block, the expected relative error of exiting there for each level of raw
-    certainty, fitted on held-out samples (certainties: (blocks, samples); exit_outputs: per block;
+    certainty, fitted on held-out samples (certainties and relative exit errors: (blocks, samples);
     sigmas: (samples,))."""
-    calibration = fit_calibration(certainties, relative_exit_errors(exit_outputs), sigmas)
+    calibration = fit_calibration(certainties, errors, sigmas)
     return {**info, "calibration": json.dumps(calibration), "calibration_samples": certainties.shape[1],
             "recommended_threshold": info.get("recommended_threshold", recommended)}
 
