@@ -12,7 +12,9 @@ import math
 import torch
 
 BANDS, BINS = 5, 8
-MIN_PER_BIN = 4  # with fewer samples a band's table is noisier than one pooled over the bands
+# fewer samples per bin make a band's table noisier than one pooled over every σ; but a pooled table
+# is biased (bench/exit_calibration.py --trained), so bands are kept down to two samples a bin
+MIN_PER_BIN = 2
 
 
 def relative_exit_errors(exit_outputs):

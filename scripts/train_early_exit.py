@@ -10,7 +10,7 @@ labels. The node Train AdaDiff Heads does the same inside a workflow.
     # the bundled demo model with its own prompt embeddings:
     .runtime/0.33.0/venv/bin/python scripts/train_early_exit.py --demo
 
-Writes the sidecar (the heads, calibrated on held-out calls, and the model's fingerprint) to --out
+Writes the sidecar (the heads, calibrated on every fourth run, held out, and the model's fingerprint) to --out
 (default models/adaptive_diffusion/<model>_uem_heads.safetensors of the ComfyUI runtime). Every
 --checkpoint-every steps a checkpoint lands next to it: --resume goes on from it (bit-identically),
 --stop-after N ends a sitting early. Deterministic for a seed on one device.
@@ -33,7 +33,7 @@ import folder_paths  # noqa: E402
 
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes import demo_models  # noqa: E402
-from adaptive_diffusion.nodes.exit_training import HEADS_ONLY, HeadsTrainer, record_calls  # noqa: E402
+from adaptive_diffusion.nodes.exit_training import HEADS_ONLY, HeadsTrainer, held_out_runs, record_calls  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import FOLDER, load_sidecar  # noqa: E402
 
 KEPT_METADATA = ("model", "mode", "steps", "seed", "objective", "certainty_labels", "recommended_threshold")
@@ -93,17 +93,21 @@ def main(argv=None):
                  positive=positive, negative=negative, latent={"samples": latent}) for _, positive in prompts
             for seed in args.seeds]
     started = time.time()
-    calls = record_calls(patcher, runs, args.every)
     if args.calibrate:
+        calls = record_calls(patcher, runs, args.every)
         heads, backbone, metadata = load_sidecar(args.calibrate)
         HeadsTrainer(patcher, [], calls, heads=heads).save(
             args.out or args.calibrate, {k: metadata[k] for k in KEPT_METADATA if k in metadata}, backbone)
         print(f"calibrated {args.calibrate.name} on {len(calls)} network calls: {args.out or args.calibrate}")
         return None
-    held_out = calls[::10]  # every tenth call, spread over the runs and noise levels
-    trainer = HeadsTrainer(patcher, [c for i, c in enumerate(calls) if i % 10], held_out, args.seed, args.lr)
-    print(f"recorded {len(calls)} network calls of {len(runs)} runs in {time.time() - started:.0f}s "
-          f"({trainer.layout.family}, {trainer.layout.blocks} blocks)")
+    if len(runs) < 2:
+        parser.error("give at least two runs (prompts x seeds): one is held out to calibrate the threshold")
+    training, held_out = held_out_runs(runs)
+    calls = record_calls(patcher, training, args.every)
+    trainer = HeadsTrainer(patcher, calls, record_calls(patcher, held_out, args.every), args.seed, args.lr)
+    print(f"recorded {len(calls)} network calls of {len(training)} runs and {len(trainer.held_out)} of "
+          f"{len(held_out)} held out in {time.time() - started:.0f}s ({trainer.layout.family}, "
+          f"{trainer.layout.blocks} blocks)")
     checkpoint = out.with_suffix(".checkpoint.pt")
     if args.resume and checkpoint.exists():
         trainer.load(torch.load(checkpoint, weights_only=False))
@@ -127,7 +131,7 @@ def main(argv=None):
     trainer.history.append({"step": trainer.step, "held_out": trainer.held_out_loss()})
     save_checkpoint(trainer, checkpoint)
     trainer.save(out, {**HEADS_ONLY, "model": f"{name}.safetensors", "seed": args.seed, "runs": len(runs),
-                       "calls": len(calls), "steps": trainer.step})
+                       "calls": len(calls) + len(trainer.held_out), "steps": trainer.step})
     print(f"wrote {out}; held-out loss {trainer.history[0]['held_out']:.4f} -> {trainer.history[-1]['held_out']:.4f} "
           f"({time.time() - started:.0f}s)")
     return trainer

@@ -222,6 +222,22 @@ def _train(out, *args):
                           capture_output=True, text=True, timeout=900)
 
 
+def test_train_heads_node_calibrates_on_a_whole_held_out_run(demo, tmp_path, monkeypatch):
+    import folder_paths
+    from adaptive_diffusion.nodes.exit_training import AdaptiveDiffusionTrainHeads
+    monkeypatch.setattr(folder_paths, "models_dir", str(tmp_path))
+    out = AdaptiveDiffusionTrainHeads.execute(demo.patcher, demo.make_cond(1), demo.make_cond(2),
+                                              {"samples": torch.zeros(WAN_DEMO.empty_latent)}, seeds=4, steps=16,
+                                              cfg=3.0, sampler_name="euler", scheduler="simple", train_steps=5,
+                                              filename="node_heads")
+    assert out.result == ("node_heads.safetensors",)
+    heads, backbone, metadata = load_sidecar(tmp_path / "adaptive_diffusion" / "node_heads.safetensors")
+    # seeds 0-2 train; seed 3's 16 calls (cond and uncond: 32 samples) calibrate, in two σ bands
+    assert metadata["calls"] == "64" and metadata["calibration_samples"] == "32" and metadata["steps"] == "5"
+    assert len(json.loads(metadata["calibration"])["knots"]) == 2
+    check_matches(metadata, demo.patcher.get_model_object("diffusion_model"), "uem")
+
+
 def test_data_free_trainer_lowers_its_held_out_loss_and_resumes_bit_identically(demo, tmp_path):
     straight, resumed = tmp_path / "straight" / "uem.safetensors", tmp_path / "resumed" / "uem.safetensors"
     result = _train(straight, "--train-steps", "40", "--checkpoint-every", "20")
@@ -230,9 +246,10 @@ def test_data_free_trainer_lowers_its_held_out_loss_and_resumes_bit_identically(
     held = [h["held_out"] for h in history if "held_out" in h]
     assert len(held) == 3 and held[0] > held[1] > held[2] and held[2] < 0.5 * held[0], held
     heads, backbone, metadata = load_sidecar(straight)
-    # every tenth of the 64 calls held out, 14 samples: too few for bands of σ, one table
+    # two of the eight runs held out whole: 16 calls, 32 samples at 8 σ levels, two bands
     calibration = json.loads(metadata["calibration"])
-    assert metadata["mode"] == "heads" and backbone is None and calibration["edges"] == [] and len(calibration["knots"]) == 1
+    assert metadata["mode"] == "heads" and backbone is None and metadata["calibration_samples"] == "32"
+    assert len(calibration["edges"]) == 1 and len(calibration["knots"]) == 2
     # calibrated again on every call of 4 seeds (512 samples, 8 σ levels): five bands, two levels each
     again = _train(tmp_path / "calibrated.safetensors", "--calibrate", str(straight), "--seeds", "0", "1", "2", "3")
     assert again.returncode == 0, again.stderr[-2000:]
