@@ -13,7 +13,7 @@ every σ (the sidecars before the σ bands) and the σ-banded one (adaptive_core
 --trained: heads a user trains, with the Train AdaDiff Heads node's recipe (one prompt, euler
 simple 30, 600 steps) on the demo model, scored the same way: before
 (4 seeds, calibrated on every tenth call, 24 samples, one table) and now (8 seeds, every fourth
-run held out whole and calibrated on, nodes/exit_training.held_out_runs).
+run held out whole and calibrated on, nodes/exit_training.record_training).
 
     .runtime/0.33.0/venv/bin/python bench/exit_calibration.py   # 9 minutes beside two other benchmarks
     .runtime/0.33.0/venv/bin/python bench/exit_calibration.py --trained
@@ -36,7 +36,7 @@ import comfy.samplers  # noqa: E402
 from adaptive_diffusion.adaptive_core.calibration import (fit_calibration, fit_knots, needed_per_step,  # noqa: E402
                                                           step_targets)
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
-from adaptive_diffusion.nodes.exit_training import HeadsTrainer, held_out_runs, record_calls  # noqa: E402
+from adaptive_diffusion.nodes.exit_training import HeadsTrainer, record_calls, record_training  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import BUNDLED, load_sidecar  # noqa: E402
 
 FIT = ([100, 101, 102, 103], "simple", 30)
@@ -93,11 +93,10 @@ def fitted(c, e, sigmas, pooled=False):
 
 def node_trained(seeds, held_out):
     """Heads trained as the Train AdaDiff Heads node does for the first prompt with ``seeds`` runs,
-    calibrated on every tenth of their calls (held_out False) or on held_out_runs."""
+    calibrated on every tenth of their calls (held_out False) or on whole held-out runs (record_training)."""
     runs = runs_of(list(BENCH.positive.values())[:1], range(seeds), "simple", 30)
     if held_out:
-        training, held = held_out_runs(runs)
-        calls, held = record_calls(BENCH.model, training), record_calls(BENCH.model, held)
+        calls, held = record_training(BENCH.model, runs)
     else:
         calls = record_calls(BENCH.model, runs)
         calls, held = [c for i, c in enumerate(calls) if i % 10], calls[::10]

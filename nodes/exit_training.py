@@ -75,14 +75,15 @@ def record_calls(patcher, runs, every=1):
     return calls
 
 
-def held_out_runs(runs):
-    """(training runs, held-out runs): every fourth run, and at least one, is held out whole, for the
-    held-out loss and the calibration, which needs many held-out samples at every σ of a run to fit
-    its σ bands (bench/exit_calibration.py --trained: every tenth call of the node's former 4 runs
-    gave it 24 samples and one table for all σ, which let in 0.9 to 1.6 times the error the oracle
-    takes at the same threshold; two whole runs of 8, 0.7 to 1.0 times)."""
+def record_training(patcher, runs, every=1):
+    """(training calls, held-out calls) of the runs: every fourth run, and at least one, is held out
+    whole, for the held-out loss and the calibration, which needs many held-out samples at every σ
+    of a run to fit its σ bands (bench/exit_calibration.py --trained: every tenth call of the node's
+    former 4 runs gave it 24 samples and one table for all σ, which let in 0.9 to 1.6 times the
+    error the oracle takes at the same threshold; two whole runs of 8, 0.7 to 1.0 times)."""
     held = set(range(3, len(runs), 4)) or {len(runs) - 1}
-    return [r for i, r in enumerate(runs) if i not in held], [runs[i] for i in sorted(held)]
+    training = [run for i, run in enumerate(runs) if i not in held]
+    return record_calls(patcher, training, every), record_calls(patcher, [runs[i] for i in sorted(held)], every)
 
 
 class HeadsTrainer:
@@ -208,17 +209,15 @@ class AdaptiveDiffusionTrainHeads(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, latent_image, seeds, steps, cfg, sampler_name, scheduler,
                 train_steps, filename) -> io.NodeOutput:
-        training, held_out = held_out_runs([dict(seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name,
-                                                 scheduler=scheduler, positive=positive, negative=negative,
-                                                 latent=latent_image) for seed in range(seeds)])
-        calls = record_calls(model, training)
-        trainer = HeadsTrainer(model, calls, record_calls(model, held_out))
+        runs = [dict(seed=seed, steps=steps, cfg=cfg, sampler_name=sampler_name, scheduler=scheduler,
+                     positive=positive, negative=negative, latent=latent_image) for seed in range(seeds)]
+        trainer = HeadsTrainer(model, *record_training(model, runs))
         progress = comfy.utils.ProgressBar(train_steps)
         while trainer.step < train_steps:
             trainer.train_step()
             progress.update(1)
         name = f"{filename}.safetensors"
         trainer.save(pathlib.Path(folder_paths.models_dir) / FOLDER / name,
-                     {**HEADS_ONLY, "model": "connected to Train AdaDiff Heads", "seed": 0, "runs": seeds,
-                      "calls": len(calls) + len(trainer.held_out), "steps": trainer.step})
+                     {**HEADS_ONLY, "model": "connected to Train AdaDiff Heads", "seed": 0, "runs": len(runs),
+                      "calls": len(trainer.calls) + len(trainer.held_out), "steps": trainer.step})
         return io.NodeOutput(name, ui={"text": [f"wrote models/{FOLDER}/{name}"]})

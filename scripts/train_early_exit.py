@@ -33,7 +33,7 @@ import folder_paths  # noqa: E402
 
 from adaptive_diffusion.demo import space as demo_space  # noqa: E402
 from adaptive_diffusion.nodes import demo_models  # noqa: E402
-from adaptive_diffusion.nodes.exit_training import HEADS_ONLY, HeadsTrainer, held_out_runs, record_calls  # noqa: E402
+from adaptive_diffusion.nodes.exit_training import HEADS_ONLY, HeadsTrainer, record_calls, record_training  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import FOLDER, load_sidecar  # noqa: E402
 
 KEPT_METADATA = ("model", "mode", "steps", "seed", "objective", "certainty_labels", "recommended_threshold")
@@ -102,12 +102,10 @@ def main(argv=None):
         return None
     if len(runs) < 2:
         parser.error("give at least two runs (prompts x seeds): one is held out to calibrate the threshold")
-    training, held_out = held_out_runs(runs)
-    calls = record_calls(patcher, training, args.every)
-    trainer = HeadsTrainer(patcher, calls, record_calls(patcher, held_out, args.every), args.seed, args.lr)
-    print(f"recorded {len(calls)} network calls of {len(training)} runs and {len(trainer.held_out)} of "
-          f"{len(held_out)} held out in {time.time() - started:.0f}s ({trainer.layout.family}, "
-          f"{trainer.layout.blocks} blocks)")
+    calls, held_out = record_training(patcher, runs, args.every)
+    trainer = HeadsTrainer(patcher, calls, held_out, args.seed, args.lr)
+    print(f"recorded {len(calls)} network calls and {len(held_out)} of held-out runs ({len(runs)} runs) in "
+          f"{time.time() - started:.0f}s ({trainer.layout.family}, {trainer.layout.blocks} blocks)")
     checkpoint = out.with_suffix(".checkpoint.pt")
     if args.resume and checkpoint.exists():
         trainer.load(torch.load(checkpoint, weights_only=False))
@@ -131,7 +129,7 @@ def main(argv=None):
     trainer.history.append({"step": trainer.step, "held_out": trainer.held_out_loss()})
     save_checkpoint(trainer, checkpoint)
     trainer.save(out, {**HEADS_ONLY, "model": f"{name}.safetensors", "seed": args.seed, "runs": len(runs),
-                       "calls": len(calls) + len(trainer.held_out), "steps": trainer.step})
+                       "calls": len(calls) + len(held_out), "steps": trainer.step})
     print(f"wrote {out}; held-out loss {trainer.history[0]['held_out']:.4f} -> {trainer.history[-1]['held_out']:.4f} "
           f"({time.time() - started:.0f}s)")
     return trainer
