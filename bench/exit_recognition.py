@@ -11,8 +11,9 @@ the recommendation it runs an oracle exit, which computes every exit's output at
 and takes the earliest whose true relative error against full depth is within the step's share of
 1 - q (the same allocation over steps as the heads' calibration, step_targets): the best any
 certainty head could do with this model's exits under that allocation. Writes oracle.{json,md}.
-``--held-out`` runs the heads at the same thresholds on the next N seeds per prompt (24-47 for
---seeds 24): a check of a threshold picked on the first N. Writes held_out.{json,md}.
+``--held-out`` runs the heads at the same thresholds, alone and with step skipping, on the next N
+seeds per prompt (24-47 for --seeds 24): a check of settings picked on the first N. Writes
+held_out.{json,md}.
 
 Recognition is compared pair by pair: ``lost`` counts pairs the full model's picture is recognised
 on and this configuration's is not, ``gained`` the reverse; the difference's 95 % interval is the
@@ -57,11 +58,21 @@ def configurations(model):
 
 
 ORACLE = (0.99, 0.9875, 0.985)
+HELD_OUT_COMBINED = [(0.99, 0.005), (0.99, 0.008), (0.9875, 0.005), (0.9875, 0.008)]
 
 
 def heads_configurations(model):
     return [("original", "", model)] + [("exit, per_block", f"q={q}", early_exit(model, HEADS, q, "per_block"))
                                         for q in ORACLE]
+
+
+def held_out_configurations(model):
+    out = heads_configurations(model) + [("step skipping (default)", "tol=0.005", methods.ours(model, 0.005))]
+    out += [("exit, per_block + step skipping", f"q={q} tol={tol}",
+             methods.ours(early_exit(model, HEADS, q, "per_block"), tol)) for q, tol in HELD_OUT_COMBINED]
+    out += [("exit, per_call + step skipping", "q=0.99 tol=0.008",
+             methods.ours(early_exit(model, HEADS, 0.99, "per_call"), 0.008))]
+    return out
 
 
 class OracleExit:
@@ -139,7 +150,7 @@ def main():
         name, (configs, blocks_of) = "oracle", oracle_configurations(bench)
     else:
         name, blocks_of = ("held_out" if args.held_out else "recognition"), exit_blocks
-        configs = heads_configurations(bench.model) if args.held_out else configurations(bench.model)
+        configs = held_out_configurations(bench.model) if args.held_out else configurations(bench.model)
     rows, summary = evaluate(bench, configs, pairs, (recogniser, data_features), started, blocks_of)
     for s in summary:
         s.update(paired(rows, s["method"], s["params"]))
