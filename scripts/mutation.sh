@@ -11,7 +11,7 @@ bash "$root/scripts/install_runtime.sh" >/dev/null
 cd "$root"
 # the tests that judge adaptive_core alone (no sampling through ComfyUI): seconds per mutant; the
 # import checks spawn interpreters and judge no line of the core
-tests="tests/test_core.py tests/test_config_core.py tests/test_exit_core.py tests/test_report_core.py tests/test_run_core.py tests/test_reuse.py tests/test_error_control.py tests/test_reference_parity.py tests/test_maps.py"
+tests="tests/test_core.py tests/test_config_core.py tests/test_exit_core.py tests/test_exit_heads.py tests/test_report_core.py tests/test_run_core.py tests/test_reuse.py tests/test_reuse_memory.py tests/test_error_control.py tests/test_reference_parity.py tests/test_maps.py"
 export OMP_NUM_THREADS=1
 "$PYTHON" -m mutmut run --paths-to-mutate adaptive_core/ --tests-dir tests \
   --runner "$PYTHON -m pytest -x -q -p no:randomly -p no:cacheprovider -k 'not import_comfy' $tests" || true

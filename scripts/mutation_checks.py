@@ -28,7 +28,7 @@ MUTATIONS = [
      "                weight *= (at - other) / (other - node)",
      "tests/test_reuse.py::test_extrapolation_reproduces_the_full_run_where_it_is_exact"),
     ("adaptive_core/reuse.py", "MAX_CORRECTION = 0.5", "MAX_CORRECTION = 50",
-     "tests/test_reuse.py::test_unstable_history_falls_back_to_hold"),
+     "tests/test_reuse_memory.py::test_unstable_history_falls_back_to_hold"),
     ("adaptive_core/reuse.py", "NEWEST = 0.5", "NEWEST = 0.25",
      "tests/test_error_control.py::test_running_error_by_hand"),
     ("adaptive_core/error_control.py",
