@@ -19,7 +19,7 @@ from adaptive_diffusion.nodes.exits import layout_of  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import check_matches, fingerprint, load_sidecar, save_sidecar  # noqa: E402
 
 SIDECAR = "demo_wan21_uem_heads.safetensors"  # the data-free heads of the demo model (scripts/train_early_exit.py --demo)
-FAMILIES = ["wan21", "sd3", "flux", "chroma", "hunyuan_video", "qwen_image", "ltxv"]
+FAMILIES = ["wan21", "sd3", "flux", "flux2", "chroma", "hunyuan_video", "qwen_image", "ltxv"]
 
 
 @pytest.fixture(scope="module")
