@@ -10,6 +10,7 @@ import torch
 from sampling import AdaptiveDiffusionKSampler, stock, with_patcher
 
 import comfy_runtime
+import tiny_dits
 import tiny_models
 from adaptive_diffusion.adaptive_core import UncertaintyHeads  # noqa: E402
 from adaptive_diffusion.nodes.demo_models import WAN_DEMO  # noqa: E402
@@ -19,12 +20,12 @@ from adaptive_diffusion.nodes.exits import layout_of  # noqa: E402
 from adaptive_diffusion.nodes.sidecar import check_matches, fingerprint, load_sidecar, save_sidecar  # noqa: E402
 
 SIDECAR = "demo_wan21_uem_heads.safetensors"  # the data-free heads of the demo model (scripts/train_early_exit.py --demo)
-FAMILIES = ["wan21", "sd3", "flux", "flux2", "chroma", "hunyuan_video", "qwen_image", "ltxv"]
+FAMILIES = ["wan21", "wan21_vace", "sd3", "flux", "flux2", "chroma", "hunyuan_video", "qwen_image", "ltxv"]
 
 
 @pytest.fixture(scope="module")
 def exit_families(comfy, model_dir):
-    return tiny_models.exit_families(model_dir)
+    return tiny_dits.exit_families(model_dir)
 
 
 def blocks_of(model):

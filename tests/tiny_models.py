@@ -2,7 +2,8 @@
 
 Wan 2.1 and SD3/MMDiT go through ComfyUI's own loader (their sizes are read from the weights);
 SD1.x (EPS and V-prediction) and SDXL UNets cannot be made tiny through the loader, so they are
-built in-process from a small unet_config and wrapped in a ModelPatcher.
+built in-process from a small unet_config and wrapped in a ModelPatcher. The other transformer
+families early exit supports are in tiny_dits.
 """
 import dataclasses
 import pathlib
@@ -19,7 +20,7 @@ class TinyModel:
     make_cond: Callable[[int], list]  # seed -> ComfyUI conditioning list
 
 
-def _init_weights(module, seed):
+def init_weights(module, seed):
     # ComfyUI builds models with weight init disabled: the parameters hold uninitialised memory.
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -39,7 +40,7 @@ def _init_weights(module, seed):
                 b.copy_(torch.randn(b.shape, generator=g) * 0.02)
 
 
-def _cond(shape, seed, extra=None):
+def random_cond(shape, seed, extra=None):
     g = torch.Generator().manual_seed(seed)
     extras = {k: torch.randn(v, generator=g) for k, v in (extra or {}).items()}
     return [[torch.randn(shape, generator=g), extras]]
@@ -51,7 +52,7 @@ def save_wan(path: pathlib.Path, seed=0):
     import safetensors.torch
     model = comfy.ldm.wan.model.WanModel(dim=128, ffn_dim=256, num_heads=1, num_layers=2, device="cpu",
                                        operations=comfy.ops.disable_weight_init)
-    _init_weights(model, seed)
+    init_weights(model, seed)
     safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
@@ -64,7 +65,7 @@ def save_sd3(path: pathlib.Path, seed=0):
         context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 64, "out_features": 128}},
         pos_embed_max_size=16, num_patches=256, pos_embed_scaling_factor=None, device="cpu",
         operations=comfy.ops.disable_weight_init)
-    _init_weights(model, seed)
+    init_weights(model, seed)
     safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
 
 
@@ -80,7 +81,7 @@ def _unet_patcher(config_cls, unet_config, model_type, seed):
     config = config_cls(unet_config)
     model = config.get_model({}) if model_type is None else \
         comfy.model_base.BaseModel(config, model_type=model_type)
-    _init_weights(model.diffusion_model, seed)
+    init_weights(model.diffusion_model, seed)
     device = comfy.model_management.get_torch_device()
     return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
 
@@ -101,7 +102,7 @@ def sd15(v_prediction=False, seed=0):
     model_type = comfy.model_base.ModelType.V_PREDICTION if v_prediction else comfy.model_base.ModelType.EPS
     patcher = _unet_patcher(comfy.supported_models.SD15, config, model_type, seed)
     name = "sd15_v" if v_prediction else "sd15"
-    return TinyModel(name, patcher, (1, 4, 16, 16), lambda s: _cond((1, 8, 32), s))
+    return TinyModel(name, patcher, (1, 4, 16, 16), lambda s: random_cond((1, 8, 32), s))
 
 
 def sdxl(seed=0):
@@ -112,14 +113,14 @@ def sdxl(seed=0):
                   use_linear_in_transformer=True)
     patcher = _unet_patcher(comfy.supported_models.SDXL, config, None, seed)
     return TinyModel("sdxl", patcher, (1, 4, 16, 16),
-                     lambda s: _cond((1, 8, 32), s, {"pooled_output": (1, 32)}))
+                     lambda s: random_cond((1, 8, 32), s, {"pooled_output": (1, 32)}))
 
 
 def wan(directory: pathlib.Path, seed=0):
     path = directory / "tiny_wan21.safetensors"
     if not path.exists():
         save_wan(path, seed)
-    return TinyModel("wan21", load_file_model(path), (1, 16, 1, 16, 16), lambda s: _cond((1, 8, 4096), s))
+    return TinyModel("wan21", load_file_model(path), (1, 16, 1, 16, 16), lambda s: random_cond((1, 8, 4096), s))
 
 
 def sd3(directory: pathlib.Path, seed=0):
@@ -127,92 +128,7 @@ def sd3(directory: pathlib.Path, seed=0):
     if not path.exists():
         save_sd3(path, seed)
     return TinyModel("sd3", load_file_model(path), (1, 16, 16, 16),
-                     lambda s: _cond((1, 8, 64), s, {"pooled_output": (1, 64)}))
-
-
-def _dit_patcher(config_cls, unet_config, params_cls=None, seed=0):
-    """A DiT family built in-process from a small unet_config; where its sizes go through a params
-    dataclass, the keys this ComfyUI version does not have are left out (they changed across versions)."""
-    import dataclasses
-    import comfy.model_management
-    import comfy.model_patcher
-    if params_cls is not None:
-        fields = {f.name for f in dataclasses.fields(params_cls)}
-        unet_config = {k: v for k, v in unet_config.items() if k in fields or k == "image_model"}
-    model = config_cls(unet_config).get_model({})
-    _init_weights(model.diffusion_model, seed)
-    device = comfy.model_management.get_torch_device()
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
-
-
-_DOUBLE_SINGLE = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=64, hidden_size=64, mlp_ratio=2.0,
-                      num_heads=2, depth=2, depth_single_blocks=2, axes_dim=[8, 12, 12], theta=10000, patch_size=2,
-                      qkv_bias=True, guidance_embed=True, txt_ids_dims=[])
-
-
-def flux():
-    import comfy.ldm.flux.model
-    import comfy.supported_models
-    patcher = _dit_patcher(comfy.supported_models.Flux, dict(_DOUBLE_SINGLE, image_model="flux"),
-                           comfy.ldm.flux.model.FluxParams)
-    return TinyModel("flux", patcher, (1, 16, 16, 16),
-                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in _cond((1, 8, 64), s, {"pooled_output": (1, 32)})])
-
-
-def flux2():
-    import comfy.ldm.flux.model
-    import comfy.supported_models
-    # Flux 2: the same Flux class with one modulation shared by all blocks, 128 latent channels unpatched,
-    # no pooled vector; the keys are those ComfyUI's detection sets for it
-    config = dict(_DOUBLE_SINGLE, image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None, patch_size=1,
-                  axes_dim=[8, 8, 8, 8], theta=2000, mlp_ratio=3.0, qkv_bias=False, global_modulation=True,
-                  mlp_silu_act=True, ops_bias=False, default_ref_method="index", ref_index_scale=10.0, txt_ids_dims=[3])
-    patcher = _dit_patcher(comfy.supported_models.Flux2, config, comfy.ldm.flux.model.FluxParams)
-    return TinyModel("flux2", patcher, (1, 128, 8, 8),
-                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in _cond((1, 8, 64), s)])
-
-
-def chroma():
-    import comfy.ldm.chroma.model
-    import comfy.supported_models
-    # Chroma's sizes count the 2x2 patch's channels already
-    config = dict(_DOUBLE_SINGLE, image_model="chroma", in_channels=64, out_channels=64, in_dim=64, out_dim=64,
-                  hidden_dim=64, n_layers=1)
-    patcher = _dit_patcher(comfy.supported_models.Chroma, config, comfy.ldm.chroma.model.ChromaParams)
-    return TinyModel("chroma", patcher, (1, 16, 16, 16), lambda s: _cond((1, 8, 64), s, {"pooled_output": (1, 32)}))
-
-
-def hunyuan_video():
-    import comfy.ldm.hunyuan_video.model
-    import comfy.supported_models
-    config = dict(_DOUBLE_SINGLE, image_model="hunyuan_video", patch_size=[1, 2, 2], byt5=False, meanflow=False,
-                  use_cond_type_embedding=False, vision_in_dim=None, meanflow_sum=False)
-    patcher = _dit_patcher(comfy.supported_models.HunyuanVideo, config, comfy.ldm.hunyuan_video.model.HunyuanVideoParams)
-    return TinyModel("hunyuan_video", patcher, (1, 16, 2, 16, 16),
-                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in _cond((1, 8, 64), s, {"pooled_output": (1, 32)})])
-
-
-def qwen_image():
-    import comfy.supported_models
-    config = dict(image_model="qwen_image", patch_size=2, in_channels=64, out_channels=16, num_layers=2,
-                  attention_head_dim=32, num_attention_heads=2, joint_attention_dim=64, axes_dims_rope=(8, 12, 12))
-    patcher = _dit_patcher(comfy.supported_models.QwenImage, config)
-    return TinyModel("qwen_image", patcher, (1, 16, 1, 16, 16), lambda s: _cond((1, 8, 64), s))
-
-
-def ltxv():
-    import comfy.supported_models
-    config = dict(image_model="ltxv", in_channels=128, cross_attention_dim=64, attention_head_dim=32,
-                  num_attention_heads=2, caption_channels=64, num_layers=2)
-    patcher = _dit_patcher(comfy.supported_models.LTXV, config)
-    return TinyModel("ltxv", patcher, (1, 128, 2, 4, 4),
-                     lambda s: [[c[0], dict(c[1], attention_mask=torch.ones(1, 8, dtype=torch.long))] for c in _cond((1, 8, 64), s)])
-
-
-def exit_families(directory: pathlib.Path):
-    """A tiny model of every family early exit supports, by name."""
-    return {"wan21": wan(directory), "sd3": sd3(directory), "flux": flux(), "flux2": flux2(), "chroma": chroma(),
-            "hunyuan_video": hunyuan_video(), "qwen_image": qwen_image(), "ltxv": ltxv()}
+                     lambda s: random_cond((1, 8, 64), s, {"pooled_output": (1, 64)}))
 
 
 def demo(name="demo_wan21"):
