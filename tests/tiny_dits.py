@@ -41,13 +41,13 @@ def flux2():
     import comfy.ldm.flux.model
     import comfy.supported_models
     # Flux 2: the same Flux class with one modulation shared by all blocks, 128 latent channels unpatched,
-    # no pooled vector; the keys are those ComfyUI's detection sets for it
+    # no pooled vector (the keys ComfyUI's detection sets for it); 0.3.75 still reads a pooled output
     config = dict(_DOUBLE_SINGLE, image_model="flux2", in_channels=128, out_channels=128, vec_in_dim=None, patch_size=1,
                   axes_dim=[8, 8, 8, 8], theta=2000, mlp_ratio=3.0, qkv_bias=False, global_modulation=True,
                   mlp_silu_act=True, ops_bias=False, default_ref_method="index", ref_index_scale=10.0, txt_ids_dims=[3])
     patcher = _dit_patcher(comfy.supported_models.Flux2, config, comfy.ldm.flux.model.FluxParams)
     return TinyModel("flux2", patcher, (1, 128, 8, 8),
-                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in random_cond((1, 8, 64), s)])
+                     lambda s: [[c[0], dict(c[1], guidance=3.5)] for c in random_cond((1, 8, 64), s, {"pooled_output": (1, 32)})])
 
 
 def chroma():
