@@ -114,13 +114,13 @@ def flux_patch_custom_advanced(g):
     preview(g, report, "skip_map", (2160, 320))
 
 
-def wan21_loaders(g, prompt):
+def wan21_loaders(g):
     """Wan 2.1 1.3B as ComfyUI's own Wan template loads it: shift 8, UMT5 prompts, 480p × 33 frames."""
     unet = g.add("UNETLoader", (0, 0), unet_name=WAN, weight_dtype="default")
     shift = g.add("ModelSamplingSD3", (360, 0), shift=8.0)
     g.connect(unet, 0, shift, "model")
     clip = g.add("CLIPLoader", (0, 260), clip_name=UMT5, type="wan")
-    positive = g.add("CLIPTextEncode", (360, 260), text=prompt)
+    positive = g.add("CLIPTextEncode", (360, 260), text="a red fox running through snow, cinematic")
     negative = g.add("CLIPTextEncode", (360, 520), text=NEGATIVE)
     for node in (positive, negative):
         g.connect(clip, 0, node, "clip")
@@ -129,7 +129,7 @@ def wan21_loaders(g, prompt):
 
 
 def wan21_t2v(g):
-    shift, positive, negative, latent = wan21_loaders(g, "a red fox running through snow, cinematic")
+    shift, positive, negative, latent = wan21_loaders(g)
     sampler = g.add("AdaptiveDiffusionKSampler", (720, 0), seed=42, steps=30, cfg=6.0, sampler_name="uni_pc",
                     scheduler="simple", denoise=1.0)
     for source, name in ((shift, "model"), (positive, "positive"), (negative, "negative"), (latent, "latent_image")):
@@ -146,7 +146,7 @@ def wan21_t2v(g):
 
 def wan21_train_heads(g):
     """Early-exit heads for Wan 2.1 1.3B from its own runs of one prompt (the CLI takes several)."""
-    shift, positive, negative, latent = wan21_loaders(g, "a red fox running through snow, cinematic")
+    shift, positive, negative, latent = wan21_loaders(g)
     train = g.add("AdaptiveDiffusionTrainHeads", (1080, 0), cfg=6.0, sampler_name="uni_pc", scheduler="simple",
                   filename="wan21_t2v_1.3B_uem_heads")
     for source, name in ((shift, "model"), (positive, "positive"), (negative, "negative"), (latent, "latent_image")):
