@@ -47,18 +47,25 @@ ALONE = (0.995, 0.99, 0.985, 0.98)
 COMBINED = [(0.995, 0.005), (0.995, 0.008), (0.99, 0.003), (0.99, 0.005), (0.99, 0.008)]  # (q, step-skipping tolerance)
 
 
+def step_skipping(model):
+    return "step skipping (default)", "tol=0.005", methods.ours(model, 0.005)
+
+
+def combined(model, decide, q, tol):
+    return f"exit, {decide} + step skipping", f"q={q} tol={tol}", methods.ours(early_exit(model, HEADS, q, decide), tol)
+
+
 def configurations(model):
     out = [("original", "", model)]
     out += [(f"exit, {decide}", f"q={q}", early_exit(model, HEADS, q, decide)) for decide in DECIDES for q in ALONE]
-    out += [("step skipping (default)", "tol=0.005", methods.ours(model, 0.005))]
-    out += [(f"exit, {decide} + step skipping", f"q={q} tol={tol}",
-             methods.ours(early_exit(model, HEADS, q, decide), tol))
-            for decide in DECIDES for q, tol in COMBINED]
+    out += [step_skipping(model)]
+    out += [combined(model, decide, q, tol) for decide in DECIDES for q, tol in COMBINED]
     return out
 
 
 ORACLE = (0.99, 0.9875, 0.985)
-HELD_OUT_COMBINED = [(0.99, 0.005), (0.99, 0.008), (0.9875, 0.005), (0.9875, 0.008)]
+HELD_OUT_COMBINED = [("per_block", 0.99, 0.005), ("per_block", 0.99, 0.008), ("per_block", 0.9875, 0.005),
+                     ("per_block", 0.9875, 0.008), ("per_call", 0.99, 0.008)]  # (decide, q, tolerance)
 
 
 def heads_configurations(model):
@@ -67,12 +74,7 @@ def heads_configurations(model):
 
 
 def held_out_configurations(model):
-    out = heads_configurations(model) + [("step skipping (default)", "tol=0.005", methods.ours(model, 0.005))]
-    out += [("exit, per_block + step skipping", f"q={q} tol={tol}",
-             methods.ours(early_exit(model, HEADS, q, "per_block"), tol)) for q, tol in HELD_OUT_COMBINED]
-    out += [("exit, per_call + step skipping", "q=0.99 tol=0.008",
-             methods.ours(early_exit(model, HEADS, 0.99, "per_call"), 0.008))]
-    return out
+    return heads_configurations(model) + [step_skipping(model)] + [combined(model, *c) for c in HELD_OUT_COMBINED]
 
 
 class OracleExit:
